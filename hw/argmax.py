@@ -1,0 +1,70 @@
+"""Argmax stage: the index of the largest logit, ties to the lowest index (as ``np.argmax``)."""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .arith import Cost
+from .stage import StageControl
+
+__all__ = ["Argmax", "result_layout"]
+
+
+def result_layout(logit_shape, n_classes):
+    """Payload of a classification result: the class and the logits it came from."""
+    return data.StructLayout({
+        "cls": unsigned(max(1, ceil_log2(n_classes))),
+        "logits": data.ArrayLayout(logit_shape, n_classes),
+    })
+
+
+class Argmax(wiring.Component):
+    """Pick the class with the largest logit, in a balanced tree of comparators.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(logit_shape, n)))``
+    o : ``Out(stream.Signature(result_layout(logit_shape, n)))``
+
+    Latency 1 clock, throughput one sample per clock.
+    """
+
+    def __init__(self, logit_shape, n_classes):
+        self.n_classes = n_classes
+        self.latency = 1
+        self.cost = Cost()
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(logit_shape, n_classes))),
+            "o": Out(stream.Signature(result_layout(logit_shape, n_classes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.control = control = StageControl(self.latency)
+        control.connect(m, self.i, self.o)
+
+        self.cost = Cost()
+        width = len(self.o.payload.cls)
+        logits = self.i.payload
+        # The left node always holds lower indices, so a strict ">" keeps the first maximum.
+        nodes = [(logits[k], k) for k in range(self.n_classes)]
+        while len(nodes) > 1:
+            paired = []
+            for k in range(0, len(nodes) - 1, 2):
+                (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
+                take_b = vb > va
+                paired.append((Mux(take_b, vb, va), Mux(take_b, ib, ia)))
+                self.cost.lut += 2 * len(va) + width        # comparator, value and index muxes
+            if len(nodes) % 2:
+                paired.append(nodes[-1])
+            nodes = paired
+        cls = Signal(unsigned(width))
+        m.d.comb += cls.eq(nodes[0][1])
+        with m.If(control.en):
+            m.d.sync += [
+                self.o.payload.cls.eq(cls),
+                self.o.payload.logits.eq(logits),
+            ]
+        self.cost.ff += len(self.o.payload.as_value())
+        return m

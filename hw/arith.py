@@ -1,0 +1,130 @@
+"""Constant multiplication as shift-adds, and balanced adder trees that count their cost.
+
+A weight ``w`` is written in canonical signed digits (the non-adjacent form): ``w = sum
+d_k 2**k`` with ``d_k`` in ``{-1, 0, +1}`` and no two adjacent digits non-zero. ``a * w`` then
+costs one adder per non-zero digit beyond the first, and a zero weight costs nothing. The
+products of a whole neuron go into one balanced tree of adders and subtracters, so its depth
+is ``ceil(log2(terms))``.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Const, Signal, unsigned
+
+__all__ = ["csd_digits", "csd_count", "Cost", "AdderTree"]
+
+
+def csd_digits(w):
+    """Non-adjacent form of integer ``w``: a list of ``(shift, sign)``, lowest shift first."""
+    w = int(w)
+    digits = []
+    shift = 0
+    while w:
+        if w & 1:
+            d = 2 - (w & 3)          # +1 if w = 1 mod 4, -1 if w = 3 mod 4
+            digits.append((shift, d))
+            w -= d
+        w >>= 1
+        shift += 1
+    return digits
+
+
+def csd_count(weights):
+    """Total non-zero signed digits of an integer array: the number of product terms."""
+    return sum(len(csd_digits(w)) for w in weights.ravel() if w)
+
+
+@dataclass
+class Cost:
+    """Resource tally of generated logic: LUT4-equivalents and flip-flops.
+
+    An adder or subtracter of ``n`` output bits counts ``n`` LUT4 (one LUT and one carry
+    per bit on iCE40; ECP5's CCU2C packs two bits into two LUT4s); a register counts one FF
+    per bit; a 2:1 multiplexer of ``n`` bits counts ``n`` LUT4.
+    """
+    lut: int = 0
+    ff: int = 0
+
+    def __iadd__(self, other):
+        self.lut += other.lut
+        self.ff += other.ff
+        return self
+
+
+class AdderTree:
+    """Builds balanced sums of signed terms, optionally pipelined, and tallies their cost.
+
+    Parameters
+    ----------
+    m : Module
+        Module that receives the pipeline registers (in ``sync``, gated by ``en``).
+    en : Value
+        Clock enable of the pipeline registers.
+    register_every : int
+        Insert a register level after this many adder levels (0: purely combinational).
+    cost : Cost
+        Tally that the tree adds to.
+    """
+
+    def __init__(self, m, en, register_every, cost):
+        self._m = m
+        self._en = en
+        self._every = register_every
+        self.cost = cost
+
+    def levels_for(self, n_terms):
+        """Register levels that a tree of ``n_terms`` terms gets."""
+        depth = max(n_terms - 1, 0).bit_length()      # ceil(log2(n_terms))
+        return (depth - 1) // self._every if self._every and depth else 0
+
+    def sum(self, terms, constant, name, levels):
+        """``sum(sign * value for value, sign in terms) + constant``, after ``levels`` clocks.
+
+        ``levels`` must be at least :meth:`levels_for` the number of terms; shorter trees are
+        padded with delay registers so that every neuron of a layer has the same latency.
+        """
+        # Each node is (value, sign): the sum it stands for is sign * value. Combining signs
+        # this way needs no negation at the leaves: (+a) + (-b) is the subtraction a - b.
+        nodes = list(terms) or [(Const(0, unsigned(1)), +1)]
+        depth = done = 0
+        while len(nodes) > 1:
+            paired = []
+            for k in range(0, len(nodes) - 1, 2):
+                (a, sa), (b, sb) = nodes[k], nodes[k + 1]
+                if sa == sb:
+                    node = (a + b, sa)
+                elif sa > 0:
+                    node = (a - b, +1)
+                else:
+                    node = (b - a, +1)
+                self.cost.lut += len(node[0])
+                paired.append(node)
+            if len(nodes) % 2:
+                paired.append(nodes[-1])
+            nodes = paired
+            depth += 1
+            if self._every and depth % self._every == 0 and len(nodes) > 1:
+                nodes = [(self._register(v, f"{name}_t{done}_{k}"), s)
+                         for k, (v, s) in enumerate(nodes)]
+                done += 1
+        assert done <= levels
+        value, sign = nodes[0]
+        if sign > 0 and not constant:
+            total = value
+        else:
+            total = value + constant if sign > 0 else constant - value
+            self.cost.lut += len(total)
+        return self.delay(total, levels - done, name)
+
+    def delay(self, value, cycles, name):
+        """``value`` delayed by ``cycles`` enabled clocks."""
+        for k in range(cycles):
+            value = self._register(value, f"{name}_d{k}")
+        return value
+
+    def _register(self, value, name):
+        reg = Signal.like(value, name=name)
+        with self._m.If(self._en):
+            self._m.d.sync += reg.eq(value)
+        self.cost.ff += len(reg)
+        return reg

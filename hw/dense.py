@@ -1,0 +1,89 @@
+"""A fully parallel dense layer with constant weights: one pipeline stage."""
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .arith import AdderTree, Cost, csd_digits
+from .stage import StageControl
+
+__all__ = ["DenseLayer"]
+
+
+class DenseLayer(wiring.Component):
+    """``h = W @ a + b`` for constant integer ``W``, ``b``, computed every clock.
+
+    Every weight becomes shift-adds of its canonical signed digits (a zero weight costs
+    nothing); each neuron sums its terms in a balanced adder tree. A hidden layer ends in the
+    next layer's activation, ``clip(h >> frac, 0, A)``, so its output register holds
+    ``act_bits`` per neuron; the output layer (``activate=False``) registers ``h`` itself at the
+    exact accumulator width of :meth:`QFormat.acc_width`, which cannot overflow.
+
+    Parameters
+    ----------
+    layer : IntLayer
+        Integer weights, bias and fraction bits (``sw.intmodel``).
+    fmt : QFormat
+        The number format.
+    activate : bool
+        Output the next layer's activations (hidden layer) or the raw accumulators (logits).
+    register_every : int
+        Pipeline register after every this many adder levels (0: one register per layer).
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(unsigned(act_bits), n_in)))``
+    o : ``Out(stream.Signature(ArrayLayout(unsigned(act_bits) or signed(acc_width), n_out)))``
+
+    Latency ``self.latency`` clocks (1 unless ``register_every`` is set); throughput one
+    sample per clock. ``self.cost`` holds the LUT/FF tally after elaboration.
+    """
+
+    def __init__(self, layer, fmt, *, activate, register_every=0):
+        self.layer = layer
+        self.fmt = fmt
+        self.activate = activate
+        self.register_every = register_every
+        self.acc_width = fmt.acc_width(layer.weight, layer.bias)
+        self._terms = [[(i, shift, sign) for i in range(layer.n_in)
+                        for shift, sign in csd_digits(layer.weight[j, i])]
+                       for j in range(layer.n_out)]
+        probe = AdderTree(None, None, register_every, Cost())
+        self.tree_levels = max(probe.levels_for(len(t)) for t in self._terms)
+        self.latency = 1 + self.tree_levels
+        self.cost = Cost()
+        out_shape = unsigned(fmt.act_bits) if activate else signed(self.acc_width)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(unsigned(fmt.act_bits), layer.n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(out_shape, layer.n_out))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.control = control = StageControl(self.latency)
+        control.connect(m, self.i, self.o)
+
+        self.cost = Cost()
+        tree = AdderTree(m, control.en, self.register_every, self.cost)
+        a = self.i.payload
+        for j, terms in enumerate(self._terms):
+            leaves = [(a[i] << shift, sign) for i, shift, sign in terms]
+            h = tree.sum(leaves, int(self.layer.bias[j]), f"n{j}", self.tree_levels)
+            acc = Signal(signed(self.acc_width), name=f"acc{j}")
+            m.d.comb += acc.eq(h)
+            if self.activate:
+                shifted = acc >> self.layer.frac
+                value = Signal(unsigned(self.fmt.act_bits), name=f"act{j}")
+                with m.If(shifted < 0):
+                    m.d.comb += value.eq(0)
+                with m.Elif(shifted > self.fmt.a_max):
+                    m.d.comb += value.eq(self.fmt.a_max)
+                with m.Else():
+                    m.d.comb += value.eq(shifted)
+                self.cost.lut += self.fmt.act_bits + 2          # clamp muxes and comparators
+            else:
+                value = acc
+            with m.If(control.en):
+                m.d.sync += self.o.payload[j].eq(value)
+            self.cost.ff += len(value)
+        return m

@@ -1,0 +1,69 @@
+"""The inference pipeline: one dense layer per stage, then argmax."""
+
+from amaranth.hdl import Fragment, Module, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .argmax import Argmax, result_layout
+from .arith import Cost
+from .dense import DenseLayer
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline(wiring.Component):
+    """Classify one sample per clock with the integer model ``model``, bit-exactly.
+
+    Parameters
+    ----------
+    model : IntModel
+        The integer golden model (``sw.intmodel``) whose arithmetic this reproduces.
+    register_every : int
+        Also register inside the adder trees after every this many adder levels, for a
+        higher fmax at the same throughput (0: the classic one clock per layer).
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(unsigned(act_bits), n_inputs)))``
+        Quantized input activations.
+    o : ``Out(stream.Signature(result_layout(signed(logit_width), n_classes)))``
+        ``cls`` and ``logits``; the logits equal ``model.forward`` exactly.
+
+    Throughput one sample per clock. Latency ``self.latency`` clocks: one per layer (more with
+    ``register_every``) plus one for argmax. Backpressure on ``o`` stalls the whole pipeline.
+    """
+
+    def __init__(self, model, *, register_every=0):
+        self.model = model
+        n = len(model.layers)
+        self.layers = [DenseLayer(layer, model.fmt, activate=l < n - 1,
+                                  register_every=register_every)
+                       for l, layer in enumerate(model.layers)]
+        self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes)
+        self.latency = sum(layer.latency for layer in self.layers) + self.argmax.latency
+        self.logit_shape = self.layers[-1].o.payload.shape().elem_shape
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(unsigned(model.fmt.act_bits),
+                                                      model.n_inputs))),
+            "o": Out(stream.Signature(result_layout(self.logit_shape, model.n_classes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for l, layer in enumerate(self.layers):
+            m.submodules[f"layer{l}"] = layer
+        m.submodules.argmax = self.argmax
+        wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
+        for a, b in zip(self.layers, self.layers[1:]):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, self.layers[-1].o, self.argmax.i)
+        wiring.connect(m, self.argmax.o, wiring.flipped(self.o))
+        return m
+
+    def estimate(self):
+        """LUT/FF tally of the elaborated design (see :class:`hw.arith.Cost`)."""
+        Fragment.get(self, None)
+        total = Cost()
+        for part in [*self.layers, self.argmax]:
+            total += part.cost
+        return total

@@ -252,7 +252,16 @@ def _parser():
     sp = sub.add_parser("flow", help="train, export, sim and report in one go")
     training(sp)
     sp.set_defaults(func=cmd_flow)
+
+    # Each feature adds its own subcommands: a module with register(subparsers), whose
+    # heavy imports happen inside the command functions.
+    import importlib
+    for module in COMMAND_MODULES:
+        importlib.import_module(module, __package__).register(sub)
     return p
+
+
+COMMAND_MODULES = []
 
 
 def main(argv=None):

@@ -1,0 +1,109 @@
+"""The gateware computes exactly what the integer golden model computes."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clockprop.hw.arith import csd_count, csd_digits
+from clockprop.hw.pipeline import Pipeline
+from clockprop.sim.pysim import simulate
+from clockprop.sw.qformat import QFormat
+
+from conftest import random_model
+
+
+@given(st.integers(-2**20, 2**20))
+def test_csd_digits(w):
+    digits = csd_digits(w)
+    assert sum(sign << shift for shift, sign in digits) == w
+    shifts = [shift for shift, _ in digits]
+    assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))      # non-adjacent
+
+
+def test_zero_weights_cost_nothing():
+    assert csd_digits(0) == []
+    assert csd_count(np.array([[0, 0], [1, -8]])) == 2
+
+
+def _edge_inputs(rng, model, n):
+    """Random inputs plus the saturation corners: all zero, all A, alternating."""
+    a_max = model.fmt.a_max
+    x = rng.integers(0, a_max + 1, (n, model.n_inputs))
+    x[0] = 0
+    x[1] = a_max
+    x[2, ::2] = a_max
+    x[2, 1::2] = 0
+    return x
+
+
+@given(seed=st.integers(0, 2**32 - 1),
+       shape=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+       act_bits=st.integers(1, 5), weight_bits=st.integers(2, 8),
+       register_every=st.sampled_from([0, 1, 2]))
+def test_gateware_equals_golden(seed, shape, act_bits, weight_bits, register_every):
+    rng = np.random.default_rng(seed)
+    fmt = QFormat(act_bits=act_bits, weight_bits=weight_bits, bias_bits=16)
+    model = random_model(rng, shape, fmt)
+    x = _edge_inputs(rng, model, 12)
+    result = simulate(model, x, register_every=register_every)
+    np.testing.assert_array_equal(result.logits, model.forward(x))
+    np.testing.assert_array_equal(result.classes, model.predict(x))
+
+
+def test_hidden_activations_saturate_both_ways():
+    # Big positive and negative biases push hidden neurons beyond both ends of [0, A].
+    rng = np.random.default_rng(7)
+    model = random_model(rng, [6, 8, 3], QFormat(act_bits=3, weight_bits=6, bias_bits=16),
+                         frac=2)
+    h = model.trace(_edge_inputs(rng, model, 30))[0]
+    a = model.fmt.activate(h, model.layers[0].frac)
+    assert (a == 0).any() and (a == model.fmt.a_max).any() and (h < 0).any()
+    x = _edge_inputs(rng, model, 30)
+    np.testing.assert_array_equal(simulate(model, x).logits, model.forward(x))
+
+
+def test_one_sample_per_clock_and_latency():
+    rng = np.random.default_rng(1)
+    model = random_model(rng, [8, 6, 5, 4])
+    x = rng.integers(0, 16, (40, 8))
+    for register_every, latency in ((0, 4), (1, None)):
+        dut = Pipeline(model, register_every=register_every)
+        Fragment.get(dut, None)
+        result = simulate(model, x, register_every=register_every)
+        assert result.latency == dut.latency
+        if latency is not None:
+            assert dut.latency == latency           # one clock per layer + argmax
+        assert result.cycles == len(x) + dut.latency   # N samples, one per clock
+
+
+@pytest.mark.parametrize("stall", [0.3, 0.7])
+def test_backpressure_keeps_every_sample(stall):
+    rng = np.random.default_rng(3)
+    model = random_model(rng, [5, 7, 4])
+    x = rng.integers(0, 16, (25, 5))
+    result = simulate(model, x, register_every=1, stall=stall, seed=11)
+    np.testing.assert_array_equal(result.logits, model.forward(x))
+    assert result.cycles > len(x) + 3
+
+
+def test_ties_go_to_the_lowest_class():
+    rng = np.random.default_rng(0)
+    model = random_model(rng, [3, 4])
+    # Zero weights and equal biases: every logit ties.
+    for layer in model.layers:
+        layer.weight[:] = 0
+        layer.bias[:] = 5
+    x = rng.integers(0, 16, (4, 3))
+    result = simulate(model, x)
+    np.testing.assert_array_equal(result.classes, [0, 0, 0, 0])
+
+
+def test_estimate_counts_adders_and_registers():
+    rng = np.random.default_rng(2)
+    small = random_model(rng, [4, 3], density=0.3)
+    big = random_model(rng, [16, 12], density=0.9)
+    cost_small, cost_big = Pipeline(small).estimate(), Pipeline(big).estimate()
+    assert 0 < cost_small.lut < cost_big.lut
+    assert cost_big.ff >= 12 * big.fmt.a_max.bit_length()

@@ -40,14 +40,17 @@ class Cost:
 
     An adder or subtracter of ``n`` output bits counts ``n`` LUT4 (one LUT and one carry
     per bit on iCE40; ECP5's CCU2C packs two bits into two LUT4s); a register counts one FF
-    per bit; a 2:1 multiplexer of ``n`` bits counts ``n`` LUT4.
+    per bit; a 2:1 multiplexer of ``n`` bits counts ``n`` LUT4. ``rom_bits`` counts the bits
+    of weight ROMs (block RAM).
     """
     lut: int = 0
     ff: int = 0
+    rom_bits: int = 0
 
     def __iadd__(self, other):
         self.lut += other.lut
         self.ff += other.ff
+        self.rom_bits += other.rom_bits
         return self
 
 

@@ -7,7 +7,21 @@ from amaranth.lib.wiring import In, Out
 from .arith import AdderTree, Cost, csd_digits
 from .stage import StageControl
 
-__all__ = ["DenseLayer"]
+__all__ = ["DenseLayer", "activation"]
+
+
+def activation(m, acc, frac, fmt, cost, name):
+    """The next layer's input ``clip(acc >> frac, 0, A)`` as a new comb signal."""
+    shifted = acc >> frac
+    value = Signal(unsigned(fmt.act_bits), name=name)
+    with m.If(shifted < 0):
+        m.d.comb += value.eq(0)
+    with m.Elif(shifted > fmt.a_max):
+        m.d.comb += value.eq(fmt.a_max)
+    with m.Else():
+        m.d.comb += value.eq(shifted)
+    cost.lut += fmt.act_bits + 2                    # clamp comparators and multiplexer
+    return value
 
 
 class DenseLayer(wiring.Component):
@@ -51,6 +65,7 @@ class DenseLayer(wiring.Component):
         probe = AdderTree(None, None, register_every, Cost())
         self.tree_levels = max(probe.levels_for(len(t)) for t in self._terms)
         self.latency = 1 + self.tree_levels
+        self.interval = 1
         self.cost = Cost()
         out_shape = unsigned(fmt.act_bits) if activate else signed(self.acc_width)
         super().__init__({
@@ -71,18 +86,8 @@ class DenseLayer(wiring.Component):
             h = tree.sum(leaves, int(self.layer.bias[j]), f"n{j}", self.tree_levels)
             acc = Signal(signed(self.acc_width), name=f"acc{j}")
             m.d.comb += acc.eq(h)
-            if self.activate:
-                shifted = acc >> self.layer.frac
-                value = Signal(unsigned(self.fmt.act_bits), name=f"act{j}")
-                with m.If(shifted < 0):
-                    m.d.comb += value.eq(0)
-                with m.Elif(shifted > self.fmt.a_max):
-                    m.d.comb += value.eq(self.fmt.a_max)
-                with m.Else():
-                    m.d.comb += value.eq(shifted)
-                self.cost.lut += self.fmt.act_bits + 2          # clamp muxes and comparators
-            else:
-                value = acc
+            value = (activation(m, acc, self.layer.frac, self.fmt, self.cost, f"act{j}")
+                     if self.activate else acc)
             with m.If(control.en):
                 m.d.sync += self.o.payload[j].eq(value)
             self.cost.ff += len(value)

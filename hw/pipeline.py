@@ -5,10 +5,29 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Argmax, result_layout
+from ..sw.errors import ClockpropError
 from .arith import Cost
 from .dense import DenseLayer
+from .folded import FoldedDenseLayer
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "check_fold"]
+
+
+def check_fold(model, fold):
+    """Fold factors, one per layer (all 1 when ``fold`` is None), each dividing its fan-in.
+
+    Call it before constructing a :class:`Pipeline` from user input: it raises
+    :class:`ClockpropError` with what to change.
+    """
+    n = len(model.layers)
+    fold = list(fold) if fold is not None else [1] * n
+    if len(fold) != n:
+        raise ClockpropError(f"give one fold factor per layer ({n}), got {len(fold)}")
+    for l, (layer, f) in enumerate(zip(model.layers, fold)):
+        if not isinstance(f, int) or isinstance(f, bool) or f < 1 or layer.n_in % f:
+            raise ClockpropError(f"fold factor {f!r} of layer {l} does not divide its "
+                                 f"fan-in {layer.n_in}; choose a divisor of {layer.n_in}")
+    return fold
 
 
 class Pipeline(wiring.Component):
@@ -21,6 +40,10 @@ class Pipeline(wiring.Component):
     register_every : int
         Also register inside the adder trees after every this many adder levels, for a
         higher fmax at the same throughput (0: the classic one clock per layer).
+    fold : sequence of int, optional
+        Fold factor of every layer (1: fully parallel constant shift-adds). A layer with
+        ``F > 1`` is a :class:`FoldedDenseLayer`: weights in a ROM, ``1/F`` of the logic,
+        one sample every ``F`` clocks.
 
     Members
     -------
@@ -29,16 +52,21 @@ class Pipeline(wiring.Component):
     o : ``Out(stream.Signature(result_layout(signed(logit_width), n_classes)))``
         ``cls`` and ``logits``; the logits equal ``model.forward`` exactly.
 
-    Throughput one sample per clock. Latency ``self.latency`` clocks: one per layer (more with
-    ``register_every``) plus one for argmax. Backpressure on ``o`` stalls the whole pipeline.
+    Throughput one sample every ``self.interval`` clocks (1 unless folded). Latency
+    ``self.latency`` clocks: one per layer (more with ``register_every`` or folding) plus one
+    for argmax. Backpressure on ``o`` stalls the pipeline.
     """
 
-    def __init__(self, model, *, register_every=0):
+    def __init__(self, model, *, register_every=0, fold=None):
         self.model = model
         n = len(model.layers)
-        self.layers = [DenseLayer(layer, model.fmt, activate=l < n - 1,
-                                  register_every=register_every)
-                       for l, layer in enumerate(model.layers)]
+        fold = check_fold(model, fold)
+        self.layers = [
+            DenseLayer(layer, model.fmt, activate=l < n - 1, register_every=register_every)
+            if f == 1 else
+            FoldedDenseLayer(layer, model.fmt, activate=l < n - 1, fold=f)
+            for l, (layer, f) in enumerate(zip(model.layers, fold))]
+        self.interval = max(layer.interval for layer in self.layers)
         self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes)
         self.latency = sum(layer.latency for layer in self.layers) + self.argmax.latency
         self.logit_shape = self.layers[-1].o.payload.shape().elem_shape

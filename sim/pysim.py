@@ -25,7 +25,8 @@ class SimResult:
         return self.cycles / self.seconds if self.seconds else float("nan")
 
 
-def simulate(model, inputs, *, register_every=0, stall=0.0, seed=0, vcd=None, progress=None):
+def simulate(model, inputs, *, register_every=0, fold=None, stall=0.0, seed=0, vcd=None,
+             progress=None):
     """Stream integer ``inputs`` [N, n_in] through a :class:`Pipeline` for ``model``.
 
     One sample is offered every clock. With ``stall`` > 0 the testbench also withholds input
@@ -34,7 +35,7 @@ def simulate(model, inputs, *, register_every=0, stall=0.0, seed=0, vcd=None, pr
     waveform file.
     """
     inputs = model.check_inputs(inputs)
-    dut = Pipeline(model, register_every=register_every)
+    dut = Pipeline(model, register_every=register_every, fold=fold)
     n = len(inputs)
     a_bits = model.fmt.act_bits
     packed = [pack(row, a_bits) for row in inputs]

@@ -51,6 +51,15 @@ def _overrides(pairs):
     return out
 
 
+def _fold(text):
+    """``--fold 4,1``: one fold factor per layer."""
+    try:
+        return [int(f) for f in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fold takes integers separated by commas, "
+                                         f"one per layer (for example 4,1), got {text!r}")
+
+
 def _model_path(arg):
     path = Path(arg)
     if path.suffix == ".json" or path.exists():
@@ -116,7 +125,9 @@ def cmd_export(args):
     model = IntModel.load(_model_path(args.model))
     name = model.meta.get("name", "model")
     out_dir = Path(args.out) if args.out else GATEWARE / name
-    paths = export(model, out_dir, name, register_every=args.register_every)
+    from ..hw.pipeline import check_fold
+    fold = check_fold(model, args.fold)
+    paths = export(model, out_dir, name, register_every=args.register_every, fold=fold)
     _log(f"export: {', '.join(map(str, paths))}")
 
 
@@ -136,8 +147,10 @@ def cmd_sim(args):
     if args.limit:
         a, y = a[:args.limit], y[:args.limit]
     golden = model.forward(a)
+    from ..hw.pipeline import check_fold
+    fold = check_fold(model, args.fold)
     _log(f"sim: streaming {len(a)} test samples through the gateware (Amaranth simulator)")
-    result = simulate(model, a, register_every=args.register_every, vcd=args.vcd,
+    result = simulate(model, a, register_every=args.register_every, fold=fold, vcd=args.vcd,
                       progress=lambda done, total: _log(f"sim: {done}/{total} samples"))
     equal = np.all(result.logits == golden, axis=1)
     summary = {
@@ -146,7 +159,8 @@ def cmd_sim(args):
         "logits_equal": int((result.logits == golden).sum()), "n_logits": int(golden.size),
         "classes_equal": int((result.classes == np.argmax(golden, axis=1)).sum()),
         "test_acc": float(np.mean(result.classes == y)),
-        "latency_cycles": result.latency, "samples_per_clock": 1, "cycles": result.cycles,
+        "latency_cycles": result.latency, "samples_per_clock": 1 / max(fold),
+        "fold": fold, "cycles": result.cycles,
         "sim_seconds": result.seconds, "sim_cycles_per_s": result.cycles_per_second,
         "register_every": args.register_every,
         "predicted": result.classes.tolist(),
@@ -178,7 +192,8 @@ def cmd_report(args):
     except (FileNotFoundError, json.JSONDecodeError):
         raise ClockpropError(f"{sim_path} is missing or unreadable; run "
                              f"'clockprop sim {args.model}' first") from None
-    cost = Pipeline(model, register_every=sim.get("register_every", 0)).estimate()
+    cost = Pipeline(model, register_every=sim.get("register_every", 0),
+                    fold=sim.get("fold")).estimate()
     meta = model.meta
     summary = {
         "name": meta["name"], "dataset": meta["dataset"], "split": meta["split"],
@@ -192,7 +207,7 @@ def cmd_report(args):
             "nonzero_weights": int(sum(np.count_nonzero(layer.weight)
                                        for layer in model.layers)),
             "csd_terms": int(sum(csd_count(layer.weight) for layer in model.layers)),
-            "lut_estimate": cost.lut, "ff_estimate": cost.ff,
+            "lut_estimate": cost.lut, "ff_estimate": cost.ff, "rom_bits": cost.rom_bits,
         },
     }
     _, y = _test_split(model)
@@ -206,7 +221,8 @@ def cmd_report(args):
 def cmd_flow(args):
     start = time.perf_counter()
     model = cmd_train(args)
-    step = argparse.Namespace(model=str(model), out=None, register_every=0, limit=0, vcd=None)
+    step = argparse.Namespace(model=str(model), out=None, register_every=0, fold=None, limit=0,
+                              vcd=None)
     cmd_export(step)
     cmd_sim(step)
     cmd_report(step)
@@ -236,12 +252,16 @@ def _parser():
     sp.add_argument("--out", help="output folder (default gateware/<name>/)")
     sp.add_argument("--register-every", type=int, default=0, metavar="K",
                     help="pipeline registers every K adder levels (default 0: one per layer)")
+    sp.add_argument("--fold", type=_fold, metavar="F,F,...",
+                    help="fold factor per layer (default 1: fully parallel)")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("sim", help="simulate the gateware over the test split, bit-exactly")
     sp.add_argument("model", help="model file or name")
     sp.add_argument("--limit", type=int, default=0, help="only the first N test samples")
     sp.add_argument("--register-every", type=int, default=0, metavar="K")
+    sp.add_argument("--fold", type=_fold, metavar="F,F,...",
+                    help="fold factor per layer (default 1: fully parallel)")
     sp.add_argument("--vcd", help="write a waveform file")
     sp.set_defaults(func=cmd_sim)
 

@@ -106,14 +106,16 @@ def _markdown(s):
         "",
         "| | |",
         "|---|---|",
-        f"| throughput | {g['samples_per_clock']} sample per clock |",
+        f"| throughput | {g['samples_per_clock']:.3g} samples per clock (fold factors "
+        f"{g.get('fold')}) |",
         f"| latency | {g['latency_cycles']} clocks ({len(s['shape']) - 1} layer stages + "
         f"argmax) |",
         f"| simulation | {g['cycles']} clocks for {g['n_samples']} samples in "
         f"{g['sim_seconds']:.1f} s ({g['sim_cycles_per_s']:.0f} clocks/s) |",
         f"| weights | {r['weights']} ({r['nonzero_weights']} non-zero, {r['csd_terms']} "
         f"shift-add terms) |",
-        f"| estimated logic | {r['lut_estimate']} LUT4, {r['ff_estimate']} FF "
+        f"| estimated logic | {r['lut_estimate']} LUT4, {r['ff_estimate']} FF, "
+        f"{r.get('rom_bits', 0)} ROM bits "
         f"(from the elaborated design; synthesis numbers come with `make bitstream`) |",
         "",
         "![confusion matrix](confusion.png) ![learning curve](learning_curve.png)",

@@ -107,3 +107,41 @@ def test_estimate_counts_adders_and_registers():
     cost_small, cost_big = Pipeline(small).estimate(), Pipeline(big).estimate()
     assert 0 < cost_small.lut < cost_big.lut
     assert cost_big.ff >= 12 * big.fmt.a_max.bit_length()
+
+
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_folded_gateware_equals_golden(seed, data):
+    rng = np.random.default_rng(seed)
+    shape = data.draw(st.lists(st.sampled_from([1, 2, 4, 6, 8]), min_size=2, max_size=4))
+    model = random_model(rng, shape, QFormat(act_bits=data.draw(st.integers(1, 4)),
+                                             weight_bits=data.draw(st.integers(2, 7)),
+                                             bias_bits=16))
+    fold = [data.draw(st.sampled_from([f for f in (1, 2, 3, 4, 6, 8) if n % f == 0]))
+            for n in shape[:-1]]
+    x = _edge_inputs(rng, model, 10)
+    result = simulate(model, x, fold=fold, stall=data.draw(st.sampled_from([0.0, 0.3])))
+    np.testing.assert_array_equal(result.logits, model.forward(x))
+
+
+def test_folding_trades_clocks_for_logic():
+    rng = np.random.default_rng(4)
+    model = random_model(rng, [24, 6, 3], density=1.0)
+    x = rng.integers(0, 16, (20, 24))
+    flat, folded = Pipeline(model), Pipeline(model, fold=[12, 1])
+    assert folded.interval == 12 and flat.interval == 1
+    assert folded.estimate().lut < flat.estimate().lut / 2
+    assert folded.estimate().rom_bits == 24 * 6 * model.fmt.weight_bits
+    result = simulate(model, x, fold=[12, 1])
+    np.testing.assert_array_equal(result.logits, model.forward(x))
+    assert len(x) * 12 <= result.cycles <= len(x) * 12 + result.latency
+
+
+def test_fold_must_divide_the_fan_in():
+    from clockprop.hw.pipeline import check_fold
+    from clockprop.sw.errors import ClockpropError
+    model = random_model(np.random.default_rng(0), [6, 4, 2])
+    assert check_fold(model, [3, 2]) == [3, 2]
+    with pytest.raises(ClockpropError, match="does not divide its fan-in 6"):
+        check_fold(model, [4, 1])
+    with pytest.raises(ClockpropError, match="one fold factor per layer"):
+        check_fold(model, [2])

@@ -23,7 +23,7 @@ all: sim
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $@
 
 venv: $(STAMP)
@@ -40,9 +40,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not synth"
 
-## bench: measure the targets of the issues; results in reports/bench/
+## bench: measure the targets of the issues; results in reports/bench/ (BENCHES=... for some)
+BENCHES ?= $(sort $(wildcard bench/*.py))
 bench: $(STAMP)
-	$(BIN)/python bench/digits.py
+	@failed=""; for b in $(BENCHES); do echo "== $$b"; \
+	  $(BIN)/python $$b || failed="$$failed $$b"; done; \
+	  if [ -n "$$failed" ]; then echo "targets missed or errors in:$$failed"; exit 1; fi
 
 clean:
 	rm -rf build reports gateware/*/ .pytest_cache

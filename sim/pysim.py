@@ -79,10 +79,10 @@ def simulate(model, inputs, *, register_every=0, fold=None, stall=0.0, seed=0, v
         sim.run()
     seconds = time.perf_counter() - start
 
-    raw = np.array(raw_out, dtype=object)
-    classes = np.array([(r >> cls_field.offset) & ((1 << cls_field.width) - 1) for r in raw],
-                       dtype=np.int64)
-    logits = np.stack([unpack(r >> logits_field.offset, logit_width, model.n_classes,
-                              signed=True) for r in raw]) if n else np.zeros((0, model.n_classes))
+    classes = np.array([(r >> cls_field.offset) & ((1 << cls_field.width) - 1)
+                        for r in raw_out], dtype=np.int64)
+    logits = np.array([unpack(r >> logits_field.offset, logit_width, model.n_classes,
+                              signed=True) for r in raw_out],
+                      dtype=np.int64).reshape(n, model.n_classes)
     latency = (timing["produced"][0] - timing["accepted"][0]) if n else dut.latency
-    return SimResult(logits.astype(np.int64), classes, timing["cycles"], latency, seconds)
+    return SimResult(logits, classes, timing["cycles"], latency, seconds)

@@ -1,0 +1,398 @@
+"""The integer trainer: the golden model of on-chip learning (``hw.update.TrainableNet``).
+
+Everything is integer and per sample (batch 1), in the order the gateware does it, so the
+gateware's weights equal :func:`train_steps`'s after any number of steps.
+
+Network (``shape = [n_0, ..., n_L]``, ``A = 2**act_bits - 1``). Layer ``l`` keeps one signed
+weight matrix ``V_l`` of shape ``[n_{l+1}, n_l + 1]`` in ``[-W, W]``; its last column is the
+bias, a weight on a constant input ``A`` (so the bias learns with the same update as every
+other weight)::
+
+    a_0 = x                                               (unsigned, act_bits)
+    h_l = V_l[:, :n_l] @ a_l + A * V_l[:, n_l] + rnd_l     rnd_l = 2**(frac_l - 1) if l < L-1
+    a_{l+1} = clip(h_l >> frac_l, 0, A)                     (hidden layers)
+    logits = h_{L-1}
+
+This is exactly :class:`sw.intmodel.IntModel` with ``bias = A * V[:, -1] + rnd``
+(:meth:`IntTrainer.model`).
+
+Error, quantized to a few bits (``T = A << frac_{L-1}`` stands for the float target 1.0)::
+
+    t_c = T if c == label else 0
+    e_c = clamp((t_c - logits_c) >> e_shift, -E, E)          (``>>`` floors)
+
+Deltas (rule ``csb``, class-sign broadcast): the output layer's delta is ``e``; hidden neuron
+``j`` of layer ``l`` has the class tag ``c_j = j mod C`` and a fixed sign ``s_j`` (+1/-1) and::
+
+    delta_j = s_j * e[c_j] * g_j        g_j = [0 < a_{l+1, j} < A]      (a comparator)
+
+Update of every weight of every layer at once (``ahat = [a_l, A]`` with the bias input)::
+
+    V_l[j, i] = clamp(V_l[j, i] + ((delta_j * ahat_i + r_{l,i}) >> k_l), -W, W)
+
+Rounding ``r`` (``rounding``): ``"lfsr"`` (stochastic rounding), ``"half"`` (the constant
+``2**(k_l - 1)``) or ``"floor"`` (0). With ``"lfsr"`` a 16-bit Galois LFSR
+(:class:`sw.recurrent.Lfsr16`, poly 0xB400, seeded with ``lfsr_seed``) is drawn once per
+training sample (16 steps, state ``s``); column ``i`` of layer ``l`` takes the ``k_l`` bits
+of ``s`` starting at bit ``(7 i + 5 l) mod 16`` (cyclically), so ``r_{l,i}`` is uniform in
+``[0, 2**k_l)``. All rows of a column share ``r``: the rounding is unbiased for every weight
+and costs no logic (wiring only); neighbouring columns see different bits (7 is coprime
+with 16). The same ``r`` for a whole column lets the gateware form ``u_i(d) = (d * ahat_i +
+r_i) >> k`` once per column and value ``d`` of the delta; a weight only selects one.
+
+Schedule (the gateware's): one training sample every ``L + 1`` clocks, fully sequential: the
+forward pass uses the weights left by the previous sample's update. The trainer below is that
+schedule, one sample after the other, with no batching.
+"""
+
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .errors import ClockpropError
+from .intmodel import IntLayer, IntModel
+from .qformat import QFormat, signed_width
+from .recurrent import Lfsr16
+
+__all__ = ["IntTrainConfig", "IntTrainer", "IntTrainResult", "train_int", "lfsr_offsets",
+           "ROUNDINGS", "INT_RULES"]
+
+ROUNDINGS = ("lfsr", "half", "floor")
+INT_RULES = ("csb",)
+LFSR_BITS = 16
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _per_layer(name, value, n_layers, lo, hi):
+    values = (value,) * n_layers if _is_int(value) else value
+    if (not isinstance(values, (tuple, list)) or len(values) != n_layers or
+            not all(_is_int(v) and lo <= v <= hi for v in values)):
+        raise ClockpropError(f"integer training: {name} must be an integer in [{lo}, {hi}] or "
+                             f"one per layer ({n_layers}), got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+@dataclass(frozen=True)
+class IntTrainConfig:
+    """The integer learning rule and its number format; validated on construction.
+
+    Parameters
+    ----------
+    rule : str
+        ``"csb"`` (class-sign broadcast; the only integer rule so far).
+    hidden : tuple of int
+        Hidden layer widths (``()``: a single layer).
+    act_bits, weight_bits : int
+        Activation and weight widths (:class:`QFormat`).
+    frac : int or tuple
+        Weight fraction bits per layer (the next activation is ``acc >> frac``).
+    shift : int or tuple
+        The learning-rate shift ``k_l`` per layer, ``0..16``.
+    e_shift, e_max : int
+        Error quantization: ``e = clamp((t - y) >> e_shift, -e_max, e_max)``.
+    rounding : str
+        ``"lfsr"``, ``"half"`` or ``"floor"`` (see the module docs).
+    lfsr_seed : int
+        Seed of the 16-bit LFSR, ``1..65535``.
+    init : float
+        Initial weights ``round(normal(0, init / sqrt(fan_in)) * 2**frac)``, clamped; biases 0.
+    epochs : int
+        Passes over the training split (a fresh random order each, from ``seed``).
+    seed : int
+        Seed of the one ``numpy`` generator (initial weights, hidden signs, sample order).
+    """
+
+    rule: str = "csb"
+    hidden: tuple = (16,)
+    act_bits: int = 4
+    weight_bits: int = 8
+    frac: tuple = 5
+    shift: tuple = 8
+    e_shift: int = 6
+    e_max: int = 3
+    rounding: str = "lfsr"
+    lfsr_seed: int = 0xACE1
+    init: float = 1.0
+    epochs: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.rule not in INT_RULES:
+            raise ClockpropError(f"integer training: rule must be one of {', '.join(INT_RULES)}"
+                                 f", got {self.rule!r}")
+        hidden = (self.hidden,) if _is_int(self.hidden) else self.hidden
+        if (not isinstance(hidden, (tuple, list)) or
+                not all(_is_int(h) and 1 <= h <= 4096 for h in hidden)):
+            raise ClockpropError(f"integer training: hidden must be a list of layer widths in "
+                                 f"[1, 4096], got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        QFormat(act_bits=self.act_bits, weight_bits=self.weight_bits)     # validates widths
+        n_layers = len(self.hidden) + 1
+        object.__setattr__(self, "frac", _per_layer("frac", self.frac, n_layers, 1, 16))
+        object.__setattr__(self, "shift", _per_layer("shift", self.shift, n_layers, 0,
+                                                     LFSR_BITS))
+        for name, lo, hi in (("e_shift", 0, 40), ("e_max", 1, 127), ("epochs", 1, 100_000),
+                             ("seed", 0, (1 << 63) - 1), ("lfsr_seed", 1, 0xFFFF)):
+            value = getattr(self, name)
+            if not _is_int(value) or not lo <= value <= hi:
+                raise ClockpropError(f"integer training: {name} must be an integer in "
+                                     f"[{lo}, {hi}], got {value!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ClockpropError(f"integer training: rounding must be one of "
+                                 f"{', '.join(ROUNDINGS)}, got {self.rounding!r}")
+        if (not isinstance(self.init, (int, float)) or isinstance(self.init, bool) or
+                not 0 <= self.init <= 100):
+            raise ClockpropError(f"integer training: init must be a number in [0, 100], "
+                                 f"got {self.init!r}")
+        fmt = self.fmt
+        for l, k in enumerate(self.shift):
+            biggest = (self.e_max * fmt.a_max + self.r_max(l)) >> k
+            if biggest > fmt.w_max:
+                raise ClockpropError(
+                    f"integer training: shift[{l}] = {k} would overflow: one update can move "
+                    f"a weight by {biggest} > W = {fmt.w_max}; raise the shift or weight_bits")
+            lowest = (-self.e_max * fmt.a_max + self.r_min(l)) >> k
+            if biggest == 0 and lowest == 0:
+                raise ClockpropError(
+                    f"integer training: shift[{l}] = {k} is so large that no update is ever "
+                    f"non-zero; lower it (at most {(self.e_max * fmt.a_max).bit_length()})")
+
+    @property
+    def fmt(self):
+        """The number format; ``bias_bits`` holds ``A * W + 2**(frac - 1)``."""
+        a, w = (1 << self.act_bits) - 1, (1 << (self.weight_bits - 1)) - 1
+        frac = self.frac if isinstance(self.frac, tuple) else (self.frac,)
+        bias_bits = signed_width(-a * w, a * w + (1 << (max(frac) - 1)))
+        return QFormat(act_bits=self.act_bits, weight_bits=self.weight_bits,
+                       bias_bits=max(2, bias_bits))
+
+    def r_max(self, l):
+        """Largest rounding value of layer ``l``."""
+        k = self.shift[l]
+        return {"lfsr": (1 << k) - 1, "half": (1 << k) >> 1, "floor": 0}[self.rounding]
+
+    def r_min(self, l):
+        """Smallest rounding value of layer ``l``."""
+        return 0 if self.rounding == "lfsr" else self.r_const(l)
+
+    def r_const(self, l):
+        """The constant rounding value of layer ``l`` (``rounding`` ``"half"``/``"floor"``)."""
+        return (1 << self.shift[l]) >> 1 if self.rounding == "half" else 0
+
+    def target(self):
+        """``T``, the integer logit that stands for the float target 1.0."""
+        return ((1 << self.act_bits) - 1) << self.frac[-1]
+
+    def to_dict(self):
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("hidden", "frac", "shift"):
+            d[name] = list(d[name])
+        return d
+
+
+def lfsr_offsets(n_in, l):
+    """Bit offset into the LFSR state of the rounding value of each column of layer ``l``
+    (``n_in`` inputs plus the bias column)."""
+    return [(7 * i + 5 * l) % LFSR_BITS for i in range(n_in + 1)]
+
+
+def _rotr16(s, offset):
+    return ((s >> offset) | (s << (LFSR_BITS - offset))) & 0xFFFF
+
+
+@dataclass
+class IntTrainResult:
+    """What :func:`train_int` gives back: the trained model and its learning curve.
+
+    ``history`` has one row per evaluation point: ``step`` (training samples so far),
+    ``train_acc`` and ``test_acc`` of the integer model at that point.
+    """
+
+    model: IntModel
+    trainer: "IntTrainer"
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+
+
+class IntTrainer:
+    """The integer network and its learning rule (see the module docs).
+
+    Parameters
+    ----------
+    cfg : IntTrainConfig
+    n_in, n_classes : int
+    weights : list of int arrays, optional
+        Initial ``V_l`` (``[n_out, n_in + 1]``, bias last); default: drawn from ``cfg``.
+    """
+
+    def __init__(self, cfg, n_in, n_classes, weights=None):
+        if not _is_int(n_in) or n_in < 1 or not _is_int(n_classes) or n_classes < 2:
+            raise ClockpropError(f"integer training: need >= 1 input and >= 2 classes, got "
+                                 f"{n_in!r} inputs, {n_classes!r} classes")
+        self.cfg = cfg
+        self.fmt = fmt = cfg.fmt
+        self.shape = [int(n_in)] + list(cfg.hidden) + [int(n_classes)]
+        self.n_classes = int(n_classes)
+        rng = np.random.default_rng(cfg.seed)
+        L = len(self.shape) - 1
+        if weights is None:
+            weights = []
+            for l in range(L):
+                n_i, n_o = self.shape[l], self.shape[l + 1]
+                w = rng.normal(0.0, cfg.init / np.sqrt(n_i), size=(n_o, n_i)) * (1 << cfg.frac[l])
+                w = np.clip(np.round(w), -fmt.w_max, fmt.w_max).astype(np.int64)
+                weights.append(np.concatenate([w, np.zeros((n_o, 1), np.int64)], axis=1))
+        self.v = [np.array(w, dtype=np.int64) for w in weights]
+        for l, w in enumerate(self.v):
+            want = (self.shape[l + 1], self.shape[l] + 1)
+            if w.shape != want:
+                raise ClockpropError(f"integer training: layer {l} weights have shape "
+                                     f"{w.shape}, want {want} (bias column last)")
+            if np.abs(w).max(initial=0) > fmt.w_max:
+                raise ClockpropError(f"integer training: layer {l} has a weight outside "
+                                     f"[-{fmt.w_max}, {fmt.w_max}]")
+        self.tags = [np.arange(h) % self.n_classes for h in cfg.hidden]
+        self.signs = [np.where(rng.integers(0, 2, size=h) == 1, 1, -1).astype(np.int64)
+                      for h in cfg.hidden]
+        self.rng = rng
+        self.lfsr = Lfsr16(cfg.lfsr_seed)
+        self.steps = 0
+        self._offsets = [np.array(lfsr_offsets(self.shape[l], l)) for l in range(L)]
+        self._rnd = [(1 << (cfg.frac[l] - 1)) if l < L - 1 else 0 for l in range(L)]
+
+    @property
+    def n_layers(self):
+        return len(self.v)
+
+    # -- the arithmetic ------------------------------------------------------------------
+
+    def forward_all(self, a):
+        """Activations ``[a_0, ..., a_{L-1}]`` and the logits for inputs ``a`` [N, n_in]."""
+        A = self.fmt.a_max
+        acts = [np.asarray(a, dtype=np.int64)]
+        for l, v in enumerate(self.v):
+            h = acts[-1] @ v[:, :-1].T + A * v[:, -1] + self._rnd[l]
+            if l == self.n_layers - 1:
+                return acts, h
+            acts.append(np.clip(h >> self.cfg.frac[l], 0, A))
+
+    def error(self, logits, labels):
+        """The quantized error ``e`` [N, C] (module docs)."""
+        cfg = self.cfg
+        t = np.zeros_like(logits)
+        t[np.arange(len(labels)), labels] = cfg.target()
+        return np.clip((t - logits) >> cfg.e_shift, -cfg.e_max, cfg.e_max)
+
+    def deltas(self, acts, e):
+        """Per-layer deltas [N, n_out] for rule ``csb``."""
+        A = self.fmt.a_max
+        out = []
+        for l in range(self.n_layers - 1):
+            a = acts[l + 1]
+            gate = (a > 0) & (a < A)
+            out.append(self.signs[l] * e[:, self.tags[l]] * gate)
+        return out + [e]
+
+    def rounding(self, l, s):
+        """``r_{l,i}`` for every column of layer ``l`` from the LFSR state ``s`` (or const)."""
+        if self.cfg.rounding != "lfsr":
+            return np.full(self.shape[l] + 1, self.cfg.r_const(l), dtype=np.int64)
+        k = self.cfg.shift[l]
+        rot = np.array([_rotr16(s, o) for o in range(LFSR_BITS)], dtype=np.int64)
+        return rot[self._offsets[l]] & ((1 << k) - 1)
+
+    def step(self, x, label):
+        """Train on one sample: integer activations ``x`` [n_in] and its class."""
+        x = np.asarray(x, dtype=np.int64).reshape(1, -1)
+        self._check(x, np.asarray([label]))
+        A, W = self.fmt.a_max, self.fmt.w_max
+        acts, logits = self.forward_all(x)
+        e = self.error(logits, np.asarray([label]))
+        deltas = self.deltas(acts, e)
+        s = self.lfsr.draw() if self.cfg.rounding == "lfsr" else 0
+        for l, (v, d) in enumerate(zip(self.v, deltas)):
+            ahat = np.append(acts[l][0], A)
+            u = (d[0][:, None] * ahat[None, :] + self.rounding(l, s)[None, :]) >> \
+                self.cfg.shift[l]
+            np.clip(v + u, -W, W, out=v)
+        self.steps += 1
+        return int(np.argmax(logits[0]))
+
+    def _check(self, x, labels):
+        if x.ndim != 2 or x.shape[1] != self.shape[0]:
+            raise ClockpropError(f"integer training: inputs have shape {x.shape}; the net takes "
+                                 f"{self.shape[0]} features")
+        if x.size and (x.min() < 0 or x.max() > self.fmt.a_max):
+            raise ClockpropError(f"integer training: input activations must be in "
+                                 f"[0, {self.fmt.a_max}]")
+        if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                            or labels.max() >= self.n_classes):
+            raise ClockpropError(f"integer training: labels must be integers in "
+                                 f"[0, {self.n_classes - 1}], got {labels.min()!r}.."
+                                 f"{labels.max()!r}")
+
+    def train_steps(self, x, labels):
+        """:meth:`step` over every row of ``x`` in order; the predictions made on the way."""
+        x = np.asarray(x, dtype=np.int64)
+        labels = np.asarray(labels)
+        self._check(x, labels)
+        return np.array([self.step(xi, int(li)) for xi, li in zip(x, labels)], dtype=np.int64)
+
+    # -- results -------------------------------------------------------------------------
+
+    def model(self, meta=None):
+        """The current weights as an :class:`IntModel` (inference form)."""
+        A = self.fmt.a_max
+        layers = tuple(IntLayer(weight=v[:, :-1].copy(), bias=A * v[:, -1] + self._rnd[l],
+                                frac=self.cfg.frac[l]) for l, v in enumerate(self.v))
+        return IntModel(self.fmt, layers, dict(meta or {}))
+
+    def predict(self, a):
+        return np.argmax(self.forward_all(np.asarray(a, dtype=np.int64))[1], axis=1)
+
+    def accuracy(self, a, y):
+        return float(np.mean(self.predict(a) == np.asarray(y)))
+
+
+def sample_order(cfg, n, rng=None):
+    """The training sequence: ``epochs`` fresh permutations of ``range(n)``, concatenated."""
+    rng = np.random.default_rng([cfg.seed, 1]) if rng is None else rng
+    return np.concatenate([rng.permutation(n) for _ in range(cfg.epochs)])
+
+
+def train_int(cfg, data, eval_every=0, progress=None):
+    """Train ``cfg`` on a :class:`sw.datasets.Dataset`; the model and the learning curve.
+
+    The inputs are quantized with the config's format; the samples go in the order of
+    :func:`sample_order`. The curve gets a point every ``eval_every`` steps (default: every
+    epoch) and at the end.
+    """
+    trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    fmt = trainer.fmt
+    a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
+    order = sample_order(cfg, len(a_train))
+    every = eval_every or len(a_train)
+    history = [_point(trainer, 0, a_train, data.y_train, a_test, data.y_test)]
+    seconds = 0.0
+    for start in range(0, len(order), every):
+        idx = order[start:start + every]
+        t0 = time.perf_counter()
+        trainer.train_steps(a_train[idx], data.y_train[idx])
+        seconds += time.perf_counter() - t0
+        history.append(_point(trainer, trainer.steps, a_train, data.y_train, a_test,
+                              data.y_test))
+        if progress is not None:
+            progress(trainer.steps, len(order), history[-1])
+    model = trainer.model({"rule": cfg.rule, "int_train": cfg.to_dict(), "history": history})
+    return IntTrainResult(model=model, trainer=trainer, history=history, seconds=seconds,
+                          samples_per_s=len(order) / max(seconds, 1e-9))
+
+
+def _point(trainer, step, a_train, y_train, a_test, y_test):
+    return {"step": int(step), "train_acc": trainer.accuracy(a_train, y_train),
+            "test_acc": trainer.accuracy(a_test, y_test)}

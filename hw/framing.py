@@ -1,0 +1,311 @@
+"""Gateware for the framed link protocol (see :mod:`clockprop.sw.protocol`).
+
+Frame, every multi-byte field little-endian::
+
+    SYNC (0xA5) | TYPE (1) | LENGTH (2) | PAYLOAD (LENGTH bytes) | CRC-16/CCITT-FALSE (2)
+
+Both cores split a frame into a *header* stream (one :class:`FrameHeader` per frame) and a
+*payload* stream of exactly ``header.length`` bytes, so a receiver can be wired straight into
+a transmitter (``connect(rx.header, tx.header)``, ``connect(rx.o, tx.i)``) to echo frames.
+"""
+
+from amaranth import Cat, Module, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SYNC", "CRC_INIT", "CRC_POLY", "FrameHeader", "crc16_byte", "FrameRx", "FrameTx"]
+
+SYNC = 0xA5
+CRC_INIT = 0xFFFF
+CRC_POLY = 0x1021
+
+
+class FrameHeader(data.Struct):
+    type: 8
+    length: 16
+
+
+def _crc16_byte_matrix():
+    """For each output bit of the byte-wise CRC update, the crc bits and data bits it XORs.
+
+    The update is linear over GF(2), so running the bit-serial algorithm on sets of input bit
+    names (XOR = symmetric difference) gives the flat XOR network.
+    """
+    state = [{("c", k)} for k in range(16)]
+    for k in range(8):
+        state[8 + k] = state[8 + k] ^ {("d", k)}
+    for _ in range(8):
+        top = state[15]
+        state = [set()] + state[:15]
+        for k in range(16):
+            if (CRC_POLY >> k) & 1:
+                state[k] = state[k] ^ top
+    return [sorted(terms) for terms in state]
+
+
+_CRC16_BYTE_MATRIX = _crc16_byte_matrix()
+
+
+def crc16_byte(crc, byte):
+    """CRC-16/CCITT-FALSE after one more ``byte``: a 16-bit combinational value, a flat XOR
+    network (at most 12 inputs per output bit).
+
+    Mirrors :func:`clockprop.sw.protocol.crc16` one byte at a time (MSB first, no reflection).
+    """
+    crc, byte = Value.cast(crc), Value.cast(byte)
+    bits = []
+    for terms in _CRC16_BYTE_MATRIX:
+        sources = Cat(*(crc[k] if kind == "c" else byte[k] for kind, k in terms))
+        bits.append(sources.xor())
+    return Cat(*bits)
+
+
+def _check_length(name, value, maximum):
+    if not isinstance(value, int) or not 1 <= value <= maximum:
+        raise TypeError(f"{name} must be an integer in 1..{maximum}, not {value!r}")
+
+
+class FrameRx(wiring.Component):
+    """Frame receiver: checks the CRC before it releases anything.
+
+    The payload is written into a ``max_length``-byte :class:`~amaranth.lib.memory.Memory` as
+    it arrives. Only when the CRC matches is the header offered on ``header`` and then the
+    payload read back onto ``o``; a frame with a bad CRC is dropped whole and never appears
+    on the outputs. While a frame is handed out, ``i.ready`` is low (the byte source must
+    hold, or, like a UART, be quiet: the host waits for the answer to each frame).
+
+    Parameters
+    ----------
+    max_length : int
+        Longest payload accepted (1..65535); sets the buffer depth. A frame announcing more
+        is dropped with a ``length_error`` strobe and the receiver hunts for SYNC again.
+    timeout : int or None
+        When not ``None``: cycles without an input byte after which a partly received frame
+        is abandoned (``timeout_error`` strobe), so a truncated frame cannot swallow the next.
+        Behind a UART it must exceed one character time (``10 * divisor``).
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Link bytes. Taken one per cycle while receiving; garbage before SYNC is skipped.
+    header : Out(stream.Signature(FrameHeader))
+        One beat per good frame, offered the cycle after its last CRC byte is taken.
+    o : Out(stream.Signature(8))
+        Then exactly ``header.length`` payload bytes, one per cycle while ``o.ready``.
+    crc_error, length_error, timeout_error : Out(1)
+        One-cycle strobes for a dropped frame.
+
+    Latency: the header appears 1 cycle after the last CRC byte; the first payload byte the
+    cycle after the header transfer. Throughput: one byte per cycle in and out, plus one
+    turnaround cycle per frame.
+    """
+
+    i: In(stream.Signature(8))
+    header: Out(stream.Signature(FrameHeader))
+    o: Out(stream.Signature(8))
+    crc_error: Out(1)
+    length_error: Out(1)
+    timeout_error: Out(1)
+
+    def __init__(self, max_length, *, timeout=None):
+        _check_length("max_length", max_length, 0xFFFF)
+        if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
+            raise TypeError(f"timeout must be a positive integer or None, not {timeout!r}")
+        self._max_length = max_length
+        self._timeout = timeout
+        super().__init__()
+
+    @property
+    def max_length(self):
+        return self._max_length
+
+    def elaborate(self, platform):
+        m = Module()
+
+        m.submodules.buffer = buffer = Memory(shape=8, depth=self._max_length, init=[])
+        wr = buffer.write_port()
+        rd = buffer.read_port()
+
+        hdr = Signal(FrameHeader)
+        crc = Signal(16, init=CRC_INIT)
+        crc_lo = Signal(8)
+        index = Signal(range(self._max_length + 1))
+
+        byte = self.i.payload
+        take = Signal()            # a byte is transferred on ``i`` this cycle
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        with m.If(take):
+            m.d.sync += crc.eq(crc16_byte(crc, byte))
+
+        m.d.comb += [
+            self.header.payload.eq(hdr),
+            self.o.payload.eq(rd.data),
+            wr.addr.eq(index),
+            wr.data.eq(byte),
+            rd.addr.eq(index),
+        ]
+
+        # Abandon a partly received frame after ``timeout`` cycles without a byte.
+        timed_out = Signal()
+        if self._timeout is not None:
+            idle = Signal(range(self._timeout + 1))
+            receiving = Signal()
+            with m.If(take | ~receiving | timed_out):
+                m.d.sync += idle.eq(0)
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
+            m.d.comb += [
+                timed_out.eq(receiving & ~take & (idle == self._timeout)),
+                self.timeout_error.eq(timed_out),
+            ]
+
+        def receive():
+            """Common part of the states that take frame bytes after SYNC."""
+            m.d.comb += self.i.ready.eq(1)
+            if self._timeout is not None:
+                m.d.comb += receiving.eq(1)
+                with m.If(timed_out):
+                    m.next = "HUNT"
+
+        with m.FSM():
+            with m.State("HUNT"):
+                m.d.comb += self.i.ready.eq(1)
+                m.d.sync += crc.eq(CRC_INIT)           # overrides the update above
+                with m.If(take & (byte == SYNC)):
+                    m.next = "TYPE"
+            with m.State("TYPE"):
+                receive()
+                with m.If(take):
+                    m.d.sync += hdr.type.eq(byte)
+                    m.next = "LEN_LO"
+            with m.State("LEN_LO"):
+                receive()
+                with m.If(take):
+                    m.d.sync += hdr.length[:8].eq(byte)
+                    m.next = "LEN_HI"
+            with m.State("LEN_HI"):
+                receive()
+                with m.If(take):
+                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0)]
+                    with m.If((byte << 8 | hdr.length[:8]) > self._max_length):
+                        m.d.comb += self.length_error.eq(1)
+                        m.next = "HUNT"
+                    with m.Elif((byte == 0) & (hdr.length[:8] == 0)):
+                        m.next = "CRC_LO"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                receive()
+                m.d.comb += wr.en.eq(take)
+                with m.If(take):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == hdr.length - 1):
+                        m.next = "CRC_LO"
+            with m.State("CRC_LO"):
+                receive()
+                m.d.sync += crc.eq(crc)                # hold: the CRC bytes are not covered
+                with m.If(take):
+                    m.d.sync += crc_lo.eq(byte)
+                    m.next = "CRC_HI"
+            with m.State("CRC_HI"):
+                receive()
+                m.d.sync += crc.eq(crc)
+                with m.If(take):
+                    with m.If((byte << 8 | crc_lo) == crc):
+                        m.next = "HEADER"
+                    with m.Else():
+                        m.d.comb += self.crc_error.eq(1)
+                        m.next = "HUNT"
+            with m.State("HEADER"):
+                # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
+                m.d.comb += [self.header.valid.eq(1), rd.addr.eq(0), rd.en.eq(1)]
+                with m.If(self.header.ready):
+                    m.d.sync += index.eq(1)
+                    with m.If(hdr.length == 0):
+                        m.next = "HUNT"
+                    with m.Else():
+                        m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += [self.o.valid.eq(1), rd.en.eq(self.o.ready)]
+                with m.If(self.o.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == hdr.length):
+                        m.next = "HUNT"
+
+        return m
+
+
+class FrameTx(wiring.Component):
+    """Frame transmitter: wraps a header and its payload into SYNC, LENGTH and CRC.
+
+    Members
+    -------
+    header : In(stream.Signature(FrameHeader))
+        One beat per frame: type and payload length. Taken when the transmitter is idle.
+    i : In(stream.Signature(8))
+        Then exactly ``header.length`` payload bytes. They pass combinationally to ``o``
+        (``i.ready`` follows ``o.ready``) while the CRC is accumulated.
+    o : Out(stream.Signature(8))
+        Frame bytes.
+
+    Latency: SYNC is offered the cycle after the header transfer. Throughput: one byte per
+    cycle when ``o`` is always ready and ``i`` always valid: ``length + 6`` cycles per frame
+    plus one for the header.
+    """
+
+    header: In(stream.Signature(FrameHeader))
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+
+        hdr = Signal(FrameHeader)
+        crc = Signal(16, init=CRC_INIT)
+        index = Signal(16)
+        sent = Signal()
+        m.d.comb += sent.eq(self.o.valid & self.o.ready)
+        with m.If(sent):
+            m.d.sync += crc.eq(crc16_byte(crc, self.o.payload))
+
+        def emit(value, next_state):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
+            with m.If(sent):
+                m.next = next_state
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.header.ready.eq(1)
+                with m.If(self.header.valid):
+                    m.d.sync += hdr.eq(self.header.payload)
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                emit(SYNC, "TYPE")
+                m.d.sync += [crc.eq(CRC_INIT), index.eq(0)]   # SYNC is not covered
+            with m.State("TYPE"):
+                emit(hdr.type, "LEN_LO")
+            with m.State("LEN_LO"):
+                emit(hdr.length[:8], "LEN_HI")
+            with m.State("LEN_HI"):
+                emit(hdr.length[8:], "CRC_LO")
+                with m.If(sent & (hdr.length != 0)):
+                    m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                m.d.comb += [
+                    self.o.valid.eq(self.i.valid),
+                    self.o.payload.eq(self.i.payload),
+                    self.i.ready.eq(self.o.ready),
+                ]
+                with m.If(sent):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == hdr.length - 1):
+                        m.next = "CRC_LO"
+            with m.State("CRC_LO"):
+                emit(crc[:8], "CRC_HI")
+                m.d.sync += crc.eq(crc)
+            with m.State("CRC_HI"):
+                emit(crc[8:], "IDLE")
+                m.d.sync += crc.eq(crc)
+
+        return m

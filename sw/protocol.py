@@ -1,0 +1,288 @@
+"""Host side of the framed link between a computer and a board top.
+
+Frame (every multi-byte field little-endian)::
+
+    SYNC (0xA5) | TYPE (1) | LENGTH (2) | PAYLOAD (LENGTH bytes) | CRC (2)
+
+CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, init 0xFFFF, no reflection, no final xor)
+over TYPE, LENGTH and PAYLOAD. The gateware twin is :mod:`clockprop.hw.framing`.
+
+Payloads of the frame types (bit-packed vectors put element ``k`` at bits
+``[k*bits, (k+1)*bits)`` of the payload read as one little-endian integer, which is exactly
+what ``Cat(*elements)`` gives in Amaranth):
+
+========================= ========== ======================================================
+type                      direction  payload
+========================= ========== ======================================================
+``PING`` (0x05)           host->board any bytes (echoed)
+``PONG`` (0x06)           board->host the ``PING`` payload
+``SAMPLE`` (0x01)         host->board input activations, bit-packed unsigned
+``RESULT`` (0x02)         board->host class (u8), then logits, bit-packed signed
+``SELFTEST`` (0x03)       host->board empty
+``SELFTEST_RESULT`` (0x04) board->host correct (u32), total (u32), cycles (u32)
+``ERROR`` (0x7F)          board->host error code (u8, :class:`ErrorCode`)
+========================= ========== ======================================================
+"""
+
+import enum
+from dataclasses import dataclass
+
+from .errors import ClockpropError
+
+__all__ = [
+    "SYNC", "HEADER_SIZE", "OVERHEAD", "MAX_PAYLOAD", "FrameType", "ErrorCode", "Frame",
+    "FrameError", "crc16", "encode_frame", "FrameDecoder",
+    "pack_bits", "unpack_bits", "encode_sample", "decode_sample", "Result", "encode_result",
+    "decode_result", "SelfTestResult",
+]
+
+SYNC = 0xA5
+HEADER_SIZE = 4            # SYNC, TYPE, LENGTH
+OVERHEAD = HEADER_SIZE + 2  # plus CRC
+MAX_PAYLOAD = 0xFFFF
+CRC_INIT = 0xFFFF
+CRC_POLY = 0x1021
+
+
+class FrameType(enum.IntEnum):
+    SAMPLE = 0x01
+    RESULT = 0x02
+    SELFTEST = 0x03
+    SELFTEST_RESULT = 0x04
+    PING = 0x05
+    PONG = 0x06
+    ERROR = 0x7F
+
+
+class ErrorCode(enum.IntEnum):
+    """Payload byte of an ``ERROR`` frame sent by a board."""
+    CRC = 0x01            # the board received a frame with a bad CRC: resend it
+    LENGTH = 0x02         # payload longer than the board accepts, or wrong for the type
+    UNKNOWN_TYPE = 0x03   # the board does not handle this frame type
+    BUSY = 0x04           # the board cannot take the request now: retry later
+
+
+def _crc_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data, crc=CRC_INIT):
+    """CRC-16/CCITT-FALSE of ``data``; pass a previous result as ``crc`` to continue.
+
+    ``crc16(b"123456789") == 0x29B1``.
+    """
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
+    return crc
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    payload: bytes = b""
+
+    def __repr__(self):
+        try:
+            name = FrameType(self.type).name
+        except ValueError:
+            name = f"{self.type:#04x}"
+        return f"Frame({name}, {self.payload.hex()!r})"
+
+
+class FrameError(ClockpropError):
+    """A frame failed its CRC or had an impossible length.
+
+    ``frames`` holds the good frames decoded before the bad one in the same
+    :meth:`FrameDecoder.feed` call, so none is lost.
+    """
+
+    def __init__(self, message, frames=()):
+        super().__init__(message)
+        self.frames = list(frames)
+
+
+def encode_frame(type, payload=b""):
+    """The bytes of one frame of ``type`` (0..255) carrying ``payload`` (<= 65535 bytes)."""
+    payload = bytes(payload)
+    if not 0 <= int(type) <= 0xFF:
+        raise ClockpropError(f"frame type {type} does not fit in a byte")
+    if len(payload) > MAX_PAYLOAD:
+        raise ClockpropError(f"frame payload of {len(payload)} bytes is longer than the "
+                             f"protocol allows ({MAX_PAYLOAD}); split the data")
+    body = bytes([int(type)]) + len(payload).to_bytes(2, "little") + payload
+    return bytes([SYNC]) + body + crc16(body).to_bytes(2, "little")
+
+
+class FrameDecoder:
+    """Incremental frame decoder: feed it bytes as they arrive, get whole frames back.
+
+    Bytes before a SYNC byte are skipped (counted in ``skipped``). A frame whose CRC does not
+    match is dropped whole and reported by raising :class:`FrameError` (counted in
+    ``crc_errors``); a LENGTH above ``max_payload`` means the SYNC byte was noise, so only that
+    byte is dropped (counted in ``length_errors``) before :class:`FrameError` is raised. Bytes
+    after the bad frame stay buffered: call :meth:`feed` again (``feed(b"")`` is fine) to go on.
+    A bad frame is never returned.
+    """
+
+    def __init__(self, max_payload=MAX_PAYLOAD):
+        if not 0 <= max_payload <= MAX_PAYLOAD:
+            raise ValueError(f"max_payload must be in 0..{MAX_PAYLOAD}, not {max_payload}")
+        self.max_payload = max_payload
+        self._buf = bytearray()
+        self.skipped = 0
+        self.crc_errors = 0
+        self.length_errors = 0
+
+    def reset(self):
+        """Forget buffered bytes (after a timeout, before resending)."""
+        self._buf.clear()
+
+    @property
+    def pending(self):
+        """Number of buffered bytes not yet part of a returned frame."""
+        return len(self._buf)
+
+    def extend(self, data):
+        """Buffer ``data`` without decoding; take frames out with :meth:`next_frame`."""
+        self._buf += data
+
+    def next_frame(self):
+        """Decode one frame from the buffered bytes: a :class:`Frame`, or ``None`` when more
+        bytes are needed. Raises :class:`FrameError` for a bad frame (and drops it)."""
+        buf = self._buf
+        start = buf.find(SYNC)
+        if start < 0:
+            self.skipped += len(buf)
+            buf.clear()
+            return None
+        if start:
+            self.skipped += start
+            del buf[:start]
+        if len(buf) < HEADER_SIZE:
+            return None
+        type_, length = buf[1], int.from_bytes(buf[2:4], "little")
+        if length > self.max_payload:
+            del buf[:1]
+            self.length_errors += 1
+            raise FrameError(f"frame of type {type_:#04x} announces {length} payload bytes, "
+                             f"more than the {self.max_payload} expected; resynchronizing")
+        end = HEADER_SIZE + length + 2
+        if len(buf) < end:
+            return None
+        body = bytes(buf[1:HEADER_SIZE + length])
+        received = int.from_bytes(buf[end - 2:end], "little")
+        del buf[:end]
+        computed = crc16(body)
+        if received != computed:
+            self.crc_errors += 1
+            raise FrameError(f"CRC error in a frame of type {type_:#04x} with {length} payload "
+                             f"bytes (received {received:#06x}, computed {computed:#06x}); "
+                             f"the link is corrupting data: check the baud rate and wiring")
+        return Frame(type_, body[3:])
+
+    def feed(self, data):
+        """Buffer ``data`` and return the list of frames completed so far."""
+        self.extend(data)
+        frames = []
+        while True:
+            try:
+                frame = self.next_frame()
+            except FrameError as error:
+                error.frames = frames
+                raise
+            if frame is None:
+                return frames
+            frames.append(frame)
+
+
+# Payload helpers ---------------------------------------------------------------------------
+
+def pack_bits(values, bits, *, signed=False):
+    """Pack integers, ``bits`` each, element ``k`` at bits ``[k*bits, (k+1)*bits)`` of a
+    little-endian byte string (the padding bits of the last byte are 0)."""
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    word = 0
+    for k, value in enumerate(values):
+        value = int(value)
+        if not lo <= value <= hi:
+            raise ClockpropError(f"value {value} at index {k} does not fit in {bits} "
+                                 f"{'signed' if signed else 'unsigned'} bits")
+        word |= (value & ((1 << bits) - 1)) << (k * bits)
+    count = len(values)
+    return word.to_bytes((count * bits + 7) // 8, "little")
+
+
+def unpack_bits(data, bits, count, *, signed=False):
+    """Inverse of :func:`pack_bits`: a list of ``count`` integers."""
+    need = (count * bits + 7) // 8
+    if len(data) < need:
+        raise ClockpropError(f"{count} values of {bits} bits need {need} bytes, got {len(data)}")
+    word = int.from_bytes(bytes(data[:need]), "little")
+    mask = (1 << bits) - 1
+    out = []
+    for k in range(count):
+        value = (word >> (k * bits)) & mask
+        if signed and value >> (bits - 1):
+            value -= 1 << bits
+        out.append(value)
+    return out
+
+
+def encode_sample(activations, bits):
+    """``SAMPLE`` payload: unsigned activations of ``bits`` bits each."""
+    return pack_bits(activations, bits)
+
+
+def decode_sample(payload, bits, count):
+    return unpack_bits(payload, bits, count)
+
+
+@dataclass(frozen=True)
+class Result:
+    """Decoded ``RESULT`` payload."""
+    cls: int
+    logits: tuple
+
+
+def encode_result(cls, logits, bits):
+    """``RESULT`` payload: the class (u8), then signed logits of ``bits`` bits each."""
+    return bytes([cls]) + pack_bits(logits, bits, signed=True)
+
+
+def decode_result(payload, bits, count):
+    if len(payload) < 1:
+        raise ClockpropError("RESULT frame with an empty payload")
+    return Result(payload[0], tuple(unpack_bits(payload[1:], bits, count, signed=True)))
+
+
+@dataclass(frozen=True)
+class SelfTestResult:
+    """``SELFTEST_RESULT`` payload: three little-endian u32."""
+    correct: int
+    total: int
+    cycles: int
+
+    SIZE = 12
+
+    def encode(self):
+        return b"".join(v.to_bytes(4, "little") for v in (self.correct, self.total, self.cycles))
+
+    @classmethod
+    def decode(cls, payload):
+        if len(payload) != cls.SIZE:
+            raise ClockpropError(f"SELFTEST_RESULT payload must be {cls.SIZE} bytes, "
+                                 f"got {len(payload)}")
+        return cls(*(int.from_bytes(payload[k:k + 4], "little") for k in range(0, 12, 4)))
+
+    @property
+    def accuracy(self):
+        return self.correct / self.total if self.total else 0.0

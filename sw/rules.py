@@ -38,18 +38,24 @@ Rules
     ``f`` being the same gate. The float reference for reports, never an on-chip rule.
 
 Minibatch updates are averaged over the batch.
+
+Backends: a rule trains on numpy arrays or on torch tensors (:mod:`clockprop.sw.backend`,
+chosen by ``backend=``); it is built in numpy from the caller's random generator and then
+moved, so every backend starts from the same numbers. :meth:`Rule.fold` and
+:meth:`Rule.prune` work in numpy whatever the backend; :meth:`Rule.fold` gives numpy arrays.
 """
 
 import numpy as np
 
+from .backend import NUMPY
 from .floatnet import FloatNet, activation
 
 __all__ = ["RULES", "make_rule", "Rule", "ED", "CSB", "BP", "gate"]
 
 
-def gate(a):
-    """The 1-bit active window ``[0 < a < 1]`` of an activation (``a = f(h)``)."""
-    return ((a > 0.0) & (a < 1.0)).astype(np.float64)
+def gate(a, xp=NUMPY):
+    """The 1-bit active window ``[0 < a < 1]`` of an activation (``a = f(h)``), as 0.0/1.0."""
+    return xp.to_float((a > 0.0) & (a < 1.0))
 
 
 def _prune_mask(score, alive, fraction):
@@ -70,10 +76,19 @@ class Rule:
     """The training form of a network under one learning rule.
 
     Subclasses hold ``self.w`` / ``self.b`` (lists of arrays in their own layout) and
-    ``self.mask`` (pruning: 1 keeps a weight, 0 holds it at exactly zero).
+    ``self.mask`` (pruning: 1 keeps a weight, 0 holds it at exactly zero), all arrays of the
+    backend ``self.xp``.
     """
 
     name = ""
+    xp = NUMPY
+    _arrays = ("w", "b", "mask", "bias_mask")     # lists of float arrays moved to the backend
+
+    def _place(self, backend):
+        """Move the numpy-built arrays to ``backend`` (None: stay in numpy)."""
+        self.xp = backend or NUMPY
+        for name in self._arrays:
+            setattr(self, name, [self.xp.asarray(a) for a in getattr(self, name)])
 
     def forward(self, x):
         """``(acts, y)`` in the training form for float inputs ``x`` [N, n_in]."""
@@ -89,7 +104,8 @@ class Rule:
         return acts
 
     def update(self, acts, y, t, lr, weight_decay=0.0):
-        """One local learning step from ``acts``, ``y`` and one-hot targets ``t``; the loss."""
+        """One local learning step from ``acts``, ``y`` and one-hot targets ``t`` (backend
+        arrays); the loss, a 0-d backend array (``float()`` it)."""
         raise NotImplementedError
 
     def prune(self, fraction, x):
@@ -99,12 +115,14 @@ class Rule:
         from inputs that are always 0 go first); a hidden neuron left with no outgoing
         weight loses its incoming weights and bias too (it no longer affects the output).
         """
+        xp = self.xp
         net = self.fold()
+        own = [xp.to_numpy(m) for m in self.mask]
         a = activation(np.asarray(x, dtype=np.float64))
         masks = []
         for l, (w, b) in enumerate(zip(net.weights, net.biases)):
             rms = np.sqrt(np.mean(a * a, axis=0))
-            alive = self._fold_mask(l)
+            alive = self._fold_mask(l, own[l])
             last = l == len(net.weights) - 1
             masks.append(alive.copy() if last else _prune_mask(np.abs(w) * rms, alive, fraction))
             a = activation(a @ w.T + b)
@@ -112,15 +130,17 @@ class Rule:
             unused = ~masks[l].any(axis=0)
             masks[l - 1][unused] = 0.0
         for l, mask in enumerate(masks):
-            self.mask[l] = self._unfold_mask(l, mask)
+            self.mask[l] = xp.asarray(self._unfold_mask(l, mask))
             self.w[l] = self.w[l] * self.mask[l]
             if l + 1 < len(masks):
                 unused = self._unfold_units(l, ~masks[l + 1].any(axis=0))
-                self.bias_mask[l] = np.where(unused, 0.0, self.bias_mask[l])
+                bias_mask = np.where(unused, 0.0, xp.to_numpy(self.bias_mask[l]))
+                self.bias_mask[l] = xp.asarray(bias_mask)
                 self.b[l] = self.b[l] * self.bias_mask[l]
 
-    def _fold_mask(self, l):
-        return self.mask[l]
+    def _fold_mask(self, l, mask):
+        """A training-layout (numpy) mask of layer ``l`` in the folded layout."""
+        return mask
 
     def _unfold_mask(self, l, mask):
         return mask
@@ -135,15 +155,16 @@ class Rule:
 
 
 def _mse(e):
-    return float(0.5 * np.mean(np.sum(e * e, axis=1)))
+    return (e * e).sum() * (0.5 / len(e))
 
 
 class ED(Rule):
     """Error diffusion, one network ``2D -> H_1 -> ... -> 1`` per class (see module docs)."""
 
     name = "ed"
+    _arrays = Rule._arrays + ("types", "sign")
 
-    def __init__(self, n_in, hidden, n_classes, rng, init=1.0):
+    def __init__(self, n_in, hidden, n_classes, rng, init=1.0, backend=None):
         C = n_classes
         self.n_in, self.n_classes, self.hidden = n_in, n_classes, tuple(hidden)
         sizes = [2 * n_in] + list(hidden) + [1]
@@ -159,23 +180,27 @@ class ED(Rule):
             self.b.append(np.zeros((C, sizes[l + 1])))
             self.mask.append(np.ones_like(mag))
             self.bias_mask.append(np.ones((C, sizes[l + 1])))
+        self._place(backend)
 
     def forward(self, x):
-        a = activation(np.asarray(x, dtype=np.float64))
+        xp = self.xp
+        a = xp.clip(xp.asarray(x), 0.0, 1.0)
         acts = [a]
-        h = np.einsum("cji,ni->ncj", self.w[0], np.concatenate([a, a], axis=1)) + self.b[0]
+        h = xp.einsum("cji,ni->ncj", self.w[0], xp.concat([a, a], axis=1)) + self.b[0]
         for w, b in zip(self.w[1:], self.b[1:]):
-            a = activation(h)
+            a = xp.clip(h, 0.0, 1.0)
             acts.append(a)
-            h = np.einsum("cji,nci->ncj", w, a) + b
+            h = xp.einsum("cji,nci->ncj", w, a) + b
         return acts, h[:, :, 0]
 
     def fold(self):
         C, D = self.n_classes, self.n_in
-        w0 = self.w[0][:, :, :D] + self.w[0][:, :, D:]
+        ws = [self.xp.to_numpy(w) for w in self.w]
+        bs = [self.xp.to_numpy(b) for b in self.b]
+        w0 = ws[0][:, :, :D] + ws[0][:, :, D:]
         weights = [w0.reshape(-1, D)]
-        biases = [self.b[0].reshape(-1)]
-        for w, b in zip(self.w[1:], self.b[1:]):
+        biases = [bs[0].reshape(-1)]
+        for w, b in zip(ws[1:], bs[1:]):
             n_out, n_in = w.shape[1:]
             dense = np.zeros((C * n_out, C * n_in))
             for c in range(C):
@@ -189,33 +214,34 @@ class ED(Rule):
         return [acts[0]] + [a.reshape(a.shape[0], C, -1) for a in acts[1:]]
 
     def update(self, acts, y, t, lr, weight_decay=0.0):
+        xp = self.xp
         e = t - y                                               # [N, C]
         n = len(e)
         self._decay(lr, weight_decay)
         for l in range(len(self.w)):
             if l + 1 < len(self.w):                             # hidden: e_c * t_j * g_j
-                delta = e[:, :, None] * self.types[l + 1] * gate(acts[l + 1])
+                delta = e[:, :, None] * self.types[l + 1] * gate(acts[l + 1], xp)
             else:                                               # output: e_c
                 delta = e[:, :, None]
             if l == 0:
-                dw = np.einsum("ncj,ni->cji", delta, acts[0])
-                dw = np.concatenate([dw, dw], axis=2)
+                dw = xp.einsum("ncj,ni->cji", delta, acts[0])
+                dw = xp.concat([dw, dw], axis=2)
             else:
-                dw = np.einsum("ncj,nci->cji", delta, acts[l])
+                dw = xp.einsum("ncj,nci->cji", delta, acts[l])
             w = self.w[l] + (lr / n) * dw
             # the sign clamp: a weight that would cross zero stops at zero
-            self.w[l] = self.sign[l] * np.maximum(self.sign[l] * w, 0.0) * self.mask[l]
+            self.w[l] = self.sign[l] * xp.maximum(self.sign[l] * w, 0.0) * self.mask[l]
             self.b[l] = (self.b[l] + (lr / n) * delta.sum(axis=0)) * self.bias_mask[l]
         return _mse(e)
 
-    def _fold_mask(self, l):
+    def _fold_mask(self, l, mask):
         C, D = self.n_classes, self.n_in
         if l == 0:
-            return self.mask[0][:, :, :D].reshape(-1, D)
-        n_out, n_in = self.mask[l].shape[1:]
+            return mask[:, :, :D].reshape(-1, D)
+        n_out, n_in = mask.shape[1:]
         dense = np.zeros((C * n_out, C * n_in))
         for c in range(C):
-            dense[c * n_out:(c + 1) * n_out, c * n_in:(c + 1) * n_in] = self.mask[l][c]
+            dense[c * n_out:(c + 1) * n_out, c * n_in:(c + 1) * n_in] = mask[c]
         return dense
 
     def _unfold_mask(self, l, mask):
@@ -234,7 +260,7 @@ class ED(Rule):
 class _Dense(Rule):
     """Shared dense layers ``n_in -> hidden... -> C`` (the training form of csb and bp)."""
 
-    def __init__(self, n_in, hidden, n_classes, rng, init=1.0):
+    def __init__(self, n_in, hidden, n_classes, rng, init=1.0, backend=None):
         self.n_in, self.n_classes, self.hidden = n_in, n_classes, tuple(hidden)
         sizes = [n_in] + list(hidden) + [n_classes]
         self.w, self.b, self.mask, self.bias_mask = [], [], [], []
@@ -243,19 +269,26 @@ class _Dense(Rule):
             self.b.append(np.zeros(sizes[l + 1]))
             self.mask.append(np.ones((sizes[l + 1], sizes[l])))
             self.bias_mask.append(np.ones(sizes[l + 1]))
+        self._init_extra(hidden, rng)
+        self._place(backend)
+
+    def _init_extra(self, hidden, rng):
+        """Rule-specific constants, drawn after the weights (numpy, before :meth:`_place`)."""
 
     def forward(self, x):
-        a = activation(np.asarray(x, dtype=np.float64))
+        xp = self.xp
+        a = xp.clip(xp.asarray(x), 0.0, 1.0)
         acts = [a]
         h = a @ self.w[0].T + self.b[0]
         for w, b in zip(self.w[1:], self.b[1:]):
-            a = activation(h)
+            a = xp.clip(h, 0.0, 1.0)
             acts.append(a)
             h = a @ w.T + b
         return acts, h
 
     def fold(self):
-        return FloatNet(weights=[w.copy() for w in self.w], biases=[b.copy() for b in self.b])
+        return FloatNet(weights=[self.xp.to_numpy(w) for w in self.w],
+                        biases=[self.xp.to_numpy(b) for b in self.b])
 
     def _step(self, deltas, acts, lr, weight_decay):
         n = len(acts[0])
@@ -269,15 +302,19 @@ class CSB(_Dense):
     """Class-sign broadcast (see module docs)."""
 
     name = "csb"
+    _arrays = _Dense._arrays + ("signs",)
 
-    def __init__(self, n_in, hidden, n_classes, rng, init=1.0):
-        super().__init__(n_in, hidden, n_classes, rng, init)
-        self.tags = [np.arange(h) % n_classes for h in hidden]
+    def _init_extra(self, hidden, rng):
+        self.tags = [np.arange(h) % self.n_classes for h in hidden]
         self.signs = [rng.choice([-1.0, 1.0], size=h) for h in hidden]
+
+    def _place(self, backend):
+        super()._place(backend)
+        self.tags = [self.xp.index(c) for c in self.tags]
 
     def update(self, acts, y, t, lr, weight_decay=0.0):
         e = t - y
-        deltas = [s * e[:, c] * gate(a)
+        deltas = [s * e[:, c] * gate(a, self.xp)
                   for s, c, a in zip(self.signs, self.tags, acts[1:])] + [e]
         self._step(deltas, acts, lr, weight_decay)
         return _mse(e)
@@ -289,21 +326,23 @@ class BP(_Dense):
     name = "bp"
 
     def update(self, acts, y, t, lr, weight_decay=0.0):
-        z = y - y.max(axis=1, keepdims=True)
-        p = np.exp(z)
+        xp = self.xp
+        z = y - xp.amax(y, axis=1, keepdims=True)
+        p = xp.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         delta = t - p
         deltas = [delta]
         for l in range(len(self.w) - 1, 0, -1):
-            delta = (delta @ self.w[l]) * gate(acts[l])
+            delta = (delta @ self.w[l]) * gate(acts[l], xp)
             deltas.insert(0, delta)
         self._step(deltas, acts, lr, weight_decay)
-        return float(-np.mean(np.sum(t * np.log(np.maximum(p, 1e-300)), axis=1)))
+        return (t * xp.log(xp.maximum(p, 1e-300))).sum() * (-1.0 / len(t))
 
 
 RULES = {"ed": ED, "csb": CSB, "bp": BP}
 
 
-def make_rule(name, n_in, hidden, n_classes, rng, init=1.0):
-    """A fresh training form for rule ``name`` (one of :data:`RULES`)."""
-    return RULES[name](n_in, hidden, n_classes, rng, init)
+def make_rule(name, n_in, hidden, n_classes, rng, init=1.0, backend=None):
+    """A fresh training form for rule ``name`` (one of :data:`RULES`), its arrays on
+    ``backend`` (a :class:`~clockprop.sw.backend.Backend`; None: numpy)."""
+    return RULES[name](n_in, hidden, n_classes, rng, init, backend)

@@ -11,6 +11,11 @@ model, and the rule updates its float weights from those integer activations and
 (straight-through). ``prune > 0`` sets that fraction of every layer's weights (the smallest)
 to exactly zero after epoch ``prune_epoch`` and holds them there. Randomness comes from one
 ``np.random.default_rng(seed)``: the same config and data give the same weights.
+
+``device`` picks the array backend (:mod:`clockprop.sw.backend`): ``"numpy"`` (the default),
+``"cpu"`` (PyTorch on the CPU) or ``"cuda"`` (PyTorch on a CUDA GPU). Initial weights and
+sample orders still come from the numpy generator, so a numpy and a torch run of one config
+give the same weights to float rounding; the result holds numpy arrays either way.
 """
 
 import time
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .backend import DEVICES, get_backend
 from .errors import ClockpropError
 from .floatnet import FloatNet, quantize
 from .qformat import QFormat
@@ -56,6 +62,9 @@ class TrainConfig:
         Quantization-aware training: the forward pass in the integer format.
     seed : int
         Seed of the one random generator.
+    device : str
+        Where the trainer computes: ``"numpy"`` (default), ``"cpu"`` (PyTorch on the CPU) or
+        ``"cuda"`` (PyTorch on a CUDA GPU); the last two need ``pip install torch==2.13.0``.
     """
 
     rule: str = "ed"
@@ -70,6 +79,7 @@ class TrainConfig:
     prune_epoch: int = -1
     qat: bool = False
     seed: int = 0
+    device: str = "numpy"
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -100,6 +110,9 @@ class TrainConfig:
                                      f"got {value!r}")
         if not isinstance(self.qat, bool):
             raise ClockpropError(f"train: qat must be true or false, got {self.qat!r}")
+        if self.device not in DEVICES:
+            raise ClockpropError(f"train: device must be one of "
+                                 f"{', '.join(repr(d) for d in DEVICES)}, got {self.device!r}")
 
     def to_dict(self):
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -133,13 +146,15 @@ class TrainResult:
     ``history`` has one row per epoch: ``epoch`` (1-based), ``train_acc``, ``test_acc`` and
     ``loss`` (mean over the epoch: MSE ``0.5 * |e|^2`` for the local rules, cross-entropy for
     ``bp``) of the float net, plus ``int_train_acc`` and ``int_test_acc`` of its quantization
-    when a number format was given.
+    when a number format was given. ``samples_per_s`` counts training steps only (not the
+    per-epoch evaluation); ``device`` says where they ran (for example ``"cpu (numpy)"``).
     """
 
     net: FloatNet
     history: list = field(default_factory=list)
     seconds: float = 0.0
     samples_per_s: float = 0.0
+    device: str = "cpu (numpy)"
 
 
 def _int_forward(net, fmt, x):
@@ -168,10 +183,12 @@ def train(cfg, data, fmt=None, progress=None):
     """
     if cfg.qat and fmt is None:
         fmt = QFormat()
+    xp = get_backend(cfg.device)
     rng = np.random.default_rng(cfg.seed)
-    rule = make_rule(cfg.rule, data.n_inputs, cfg.hidden, data.n_classes, rng, cfg.init)
+    rule = make_rule(cfg.rule, data.n_inputs, cfg.hidden, data.n_classes, rng, cfg.init, xp)
     x, labels = data.x_train, data.y_train
-    targets = np.eye(data.n_classes)[labels]
+    targets = xp.asarray(np.eye(data.n_classes)[labels])
+    x_dev = xp.asarray(x)                       # the training split, on the device once
     prune_epoch = cfg.epochs // 2 - 1 if cfg.prune_epoch < 0 else cfg.prune_epoch
     history = []
     start = time.perf_counter()
@@ -180,20 +197,23 @@ def train(cfg, data, fmt=None, progress=None):
         t0 = time.perf_counter()
         lr = cfg.lr * cfg.lr_decay ** epoch
         order = rng.permutation(len(x))
-        losses = []
+        order_dev = xp.index(order)
+        loss_sum = 0.0
         for i in range(0, len(order), cfg.batch):
-            idx = order[i:i + cfg.batch]
+            idx = order_dev[i:i + cfg.batch]
             if cfg.qat:
-                acts, y = _int_forward(rule.fold(), fmt, x[idx])
-                acts = rule.unfold_acts(acts)
+                acts, y = _int_forward(rule.fold(), fmt, x[order[i:i + cfg.batch]])
+                acts = rule.unfold_acts([xp.asarray(a) for a in acts])
+                y = xp.asarray(y)
             else:
-                acts, y = rule.forward(x[idx])
-            losses.append(rule.update(acts, y, targets[idx], lr, cfg.weight_decay) * len(idx))
+                acts, y = rule.forward(x_dev[idx])
+            loss_sum = loss_sum + rule.update(acts, y, targets[idx], lr,
+                                              cfg.weight_decay) * len(idx)
         if cfg.prune and epoch == prune_epoch:
             rule.prune(cfg.prune, x)
+        loss = float(loss_sum) / len(x)         # (waits for a GPU to finish the epoch)
         train_time += time.perf_counter() - t0
         net = rule.fold()
-        loss = float(np.sum(losses) / len(x))
         if not np.isfinite(loss):
             raise ClockpropError(f"train: the loss diverged in epoch {epoch + 1}; "
                                  f"lower lr (now {cfg.lr:g})")
@@ -207,4 +227,5 @@ def train(cfg, data, fmt=None, progress=None):
             progress(epoch + 1, cfg.epochs, row)
     seconds = time.perf_counter() - start
     return TrainResult(net=rule.fold(), history=history, seconds=seconds,
-                       samples_per_s=cfg.epochs * len(x) / max(train_time, 1e-9))
+                       samples_per_s=cfg.epochs * len(x) / max(train_time, 1e-9),
+                       device=xp.description)

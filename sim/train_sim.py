@@ -8,6 +8,7 @@ The gateware starts from the trainer's weights and LFSR state as they are when
 :func:`simulate_training` is called (the trainer itself is not changed).
 """
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -47,11 +48,15 @@ def unpack_weights(word, trainer, weight_bits):
     return out
 
 
-def simulate_training(trainer, a, labels, *, train=True, vcd=None, progress=None):
+def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, vcd=None,
+                      progress=None):
     """Stream samples ``a`` [N, n_in] with ``labels`` [N] through a :class:`TrainableNet`.
 
     A new sample is offered every clock and the result is always taken, so the unit runs at
-    its full rate, one sample every ``L + 1`` clocks. ``train=False`` runs inference only.
+    its full rate, one sample every ``dut.interval`` clocks (``L + 1``, or ``L * act_bits + 1``
+    with ``serial``: the bit-serial forward pass of :class:`TrainableNet`). ``train=False``
+    runs inference only. ``lr`` (one per sample, or one for all) is each sample's extra
+    learning-rate shift (config ``anneal``; see :func:`sw.inttrain.lr_schedule`).
     Labels are sent as given (a label ``>= n_classes`` sets the gateware's ``error`` flag);
     they must fit the label field.
     """
@@ -60,17 +65,22 @@ def simulate_training(trainer, a, labels, *, train=True, vcd=None, progress=None
     if a.ndim != 2 or a.shape[1] != trainer.shape[0] or labels.shape != (len(a),):
         raise ClockpropError(f"train sim: want inputs [N, {trainer.shape[0]}] and N labels, "
                              f"got {a.shape} and {labels.shape}")
-    dut = TrainableNet(trainer)
+    dut = TrainableNet(trainer, serial=serial)
     fmt = trainer.fmt
     layout = dut.i.payload.shape()
     label_bits = layout["label"].shape.width
     if len(a) and (labels.min() < 0 or labels.max() >= 1 << label_bits):
         raise ClockpropError(f"train sim: labels must fit {label_bits} bits")
+    lr = np.broadcast_to(np.asarray(lr, dtype=np.int64), labels.shape)
+    if len(a) and (lr.min() < 0 or lr.max() > trainer.cfg.anneal):
+        raise ClockpropError(f"train sim: lr must be in [0, {trainer.cfg.anneal}] (anneal)")
     words = []
-    for x, y in zip(a, labels):
+    for x, y, s in zip(a, labels, lr):
         word = pack(x, fmt.act_bits) << layout["x"].offset
         word |= int(y) << layout["label"].offset
         word |= int(train) << layout["train"].offset
+        if dut.lr_bits:
+            word |= int(s) << layout["lr"].offset
         words.append(word)
     out_layout = dut.o.payload.shape()
     cls_f, logits_f = out_layout["cls"], out_layout["logits"]
@@ -100,16 +110,23 @@ def simulate_training(trainer, a, labels, *, train=True, vcd=None, progress=None
         state["error"] = ctx.get(dut.error)
         state["cycles"] = cycle
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    start = time.perf_counter()
-    if vcd:
-        with sim.write_vcd(str(vcd)):
+    # pysim writes the (wide) weights port's mask as a decimal literal: lift Python's limit
+    # on int <-> str conversion while it compiles and runs
+    old_limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(testbench)
+        start = time.perf_counter()
+        if vcd:
+            with sim.write_vcd(str(vcd)):
+                sim.run()
+        else:
             sim.run()
-    else:
-        sim.run()
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+    finally:
+        sys.set_int_max_str_digits(old_limit)
     C = trainer.n_classes
     width = logits_f.shape.elem_shape.width
     predicted = np.array([(r >> cls_f.offset) & ((1 << cls_f.width) - 1) for r in raw],

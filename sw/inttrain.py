@@ -4,17 +4,22 @@ Everything is integer and per sample (batch 1), in the order the gateware does i
 gateware's weights equal :func:`train_steps`'s after any number of steps.
 
 Network (``shape = [n_0, ..., n_L]``, ``A = 2**act_bits - 1``). Layer ``l`` keeps one signed
-weight matrix ``V_l`` of shape ``[n_{l+1}, n_l + 1]`` in ``[-W, W]``; its last column is the
-bias, a weight on a constant input ``A`` (so the bias learns with the same update as every
-other weight)::
+stored weight matrix ``V_l`` of shape ``[n_{l+1}, n_l + 1]`` (``weight_bits`` wide); its last
+column is the bias, a weight on a constant input ``A`` (so the bias learns with the same
+update as every other weight). Only its top ``weight_bits - drop_l`` bits enter the forward
+pass, ``F_l = V_l >> drop_l`` (``drop = 0``: ``F = V``); ``F_l`` lies in ``[-Wf_l, Wf_l]``,
+``Wf_l = 2**(weight_bits - drop_l - 1) - 1``, because ``V_l`` is clamped to
+``[-(Wf_l << drop_l), (Wf_l << drop_l) + 2**drop_l - 1]``::
 
     a_0 = x                                               (unsigned, act_bits)
-    h_l = V_l[:, :n_l] @ a_l + A * V_l[:, n_l] + rnd_l     rnd_l = 2**(frac_l - 1) if l < L-1
+    h_l = F_l[:, :n_l] @ a_l + A * F_l[:, n_l] + rnd_l     rnd_l = 2**(frac_l - 1) if l < L-1
     a_{l+1} = clip(h_l >> frac_l, 0, A)                     (hidden layers)
     logits = h_{L-1}
 
-This is exactly :class:`sw.intmodel.IntModel` with ``bias = A * V[:, -1] + rnd``
-(:meth:`IntTrainer.model`).
+This is exactly :class:`sw.intmodel.IntModel` with ``weight = F[:, :-1]`` and ``bias = A *
+F[:, -1] + rnd`` (:meth:`IntTrainer.model`; its format has ``weight_bits - min(drop)`` weight
+bits). With ``fan_in_l > 0`` neuron ``j`` of layer ``l`` has a fixed random set of
+``fan_in_l`` inputs (mask ``M_l``, bias always present); absent weights are 0 and never move.
 
 Error, quantized to a few bits (``T = A << frac_{L-1}`` stands for the float target 1.0)::
 
@@ -26,22 +31,29 @@ Deltas (rule ``csb``, class-sign broadcast): the output layer's delta is ``e``; 
 
     delta_j = s_j * e[c_j] * g_j        g_j = [0 < a_{l+1, j} < A]      (a comparator)
 
-Update of every weight of every layer at once (``ahat = [a_l, A]`` with the bias input)::
+Update of every weight of every layer at once (``ahat = [a_l, A]`` with the bias input;
+``s`` in ``0..anneal`` is the sample's extra learning-rate shift, sent with it, by default
+:func:`lr_schedule` ``s = (anneal + 1) * epoch // epochs``; ``k = k_l + s``)::
 
-    V_l[j, i] = clamp(V_l[j, i] + ((delta_j * ahat_i + r_{l,i}) >> k_l), -W, W)
+    V_l[j, i] = clamp(V_l[j, i] + M_l[j, i] * ((delta_j * ahat_i + r_{l,i}) >> k),
+                      -(Wf_l << drop_l), (Wf_l << drop_l) + 2**drop_l - 1)
+
+When ``e_max * A <= 2**k_l`` every update is -1, 0 or +1 and the gateware makes each weight
+an up/down counter that stops at the bounds (bit-identical to the clamp).
 
 Rounding ``r`` (``rounding``): ``"lfsr"`` (stochastic rounding), ``"half"`` (the constant
-``2**(k_l - 1)``) or ``"floor"`` (0). With ``"lfsr"`` a 16-bit Galois LFSR
+``2**(k - 1)``) or ``"floor"`` (0). With ``"lfsr"`` a 16-bit Galois LFSR
 (:class:`sw.recurrent.Lfsr16`, poly 0xB400, seeded with ``lfsr_seed``) is drawn once per
-training sample (16 steps, state ``s``); column ``i`` of layer ``l`` takes the ``k_l`` bits
-of ``s`` starting at bit ``(7 i + 5 l) mod 16`` (cyclically), so ``r_{l,i}`` is uniform in
-``[0, 2**k_l)``. All rows of a column share ``r``: the rounding is unbiased for every weight
+training sample (16 steps); column ``i`` of layer ``l`` takes the ``k`` bits
+of the state starting at bit ``(7 i + 5 l) mod 16`` (cyclically), so ``r_{l,i}`` is uniform in
+``[0, 2**k)``. All rows of a column share ``r``: the rounding is unbiased for every weight
 and costs no logic (wiring only); neighbouring columns see different bits (7 is coprime
 with 16). The same ``r`` for a whole column lets the gateware form ``u_i(d) = (d * ahat_i +
 r_i) >> k`` once per column and value ``d`` of the delta; a weight only selects one.
 
-Schedule (the gateware's): one training sample every ``L + 1`` clocks, fully sequential: the
-forward pass uses the weights left by the previous sample's update. The trainer below is that
+Schedule (the gateware's): one training sample every ``L + 1`` clocks (``L * act_bits + 1``
+with the bit-serial forward pass), fully sequential: the forward pass uses the weights left
+by the previous sample's update. The trainer below is that
 schedule, one sample after the other, with no batching.
 """
 
@@ -56,7 +68,7 @@ from .qformat import QFormat, signed_width
 from .recurrent import Lfsr16
 
 __all__ = ["IntTrainConfig", "IntTrainer", "IntTrainResult", "train_int", "lfsr_offsets",
-           "ROUNDINGS", "INT_RULES"]
+           "lr_schedule", "sample_order", "ROUNDINGS", "INT_RULES"]
 
 ROUNDINGS = ("lfsr", "half", "floor")
 INT_RULES = ("csb",)
@@ -99,11 +111,23 @@ class IntTrainConfig:
     lfsr_seed : int
         Seed of the 16-bit LFSR, ``1..65535``.
     init : float
-        Initial weights ``round(normal(0, init / sqrt(fan_in)) * 2**frac)``, clamped; biases 0.
+        Initial forward weights ``round(normal(0, init / sqrt(n_in)) * 2**frac)``, stored
+        ``<< drop``, clamped; biases 0.
     epochs : int
         Passes over the training split (a fresh random order each, from ``seed``).
     seed : int
-        Seed of the one ``numpy`` generator (initial weights, hidden signs, sample order).
+        Seed of the one ``numpy`` generator (initial weights, hidden signs, masks, order).
+    drop : int or tuple
+        Per layer, ``0..weight_bits - 2``: only the top ``weight_bits - drop`` bits of a
+        stored weight enter the forward pass, ``F = V >> drop`` (the low bits only
+        accumulate updates). ``frac`` is the forward weights' fraction.
+    fan_in : int or tuple
+        Per layer: ``0`` dense, else every neuron keeps ``fan_in`` inputs chosen at random
+        (from ``seed``) plus its bias; absent weights are 0 forever and cost no logic.
+    anneal : int
+        ``0..8``: the learning-rate shift of every layer grows by ``lr`` during training,
+        ``lr = (anneal + 1) * epoch // epochs`` (:func:`lr_schedule`); the host sends ``lr``
+        with each sample.
     """
 
     rule: str = "csb"
@@ -119,6 +143,9 @@ class IntTrainConfig:
     init: float = 1.0
     epochs: int = 10
     seed: int = 0
+    drop: tuple = 0
+    fan_in: tuple = 0
+    anneal: int = 0
 
     def __post_init__(self):
         if self.rule not in INT_RULES:
@@ -135,8 +162,13 @@ class IntTrainConfig:
         object.__setattr__(self, "frac", _per_layer("frac", self.frac, n_layers, 1, 16))
         object.__setattr__(self, "shift", _per_layer("shift", self.shift, n_layers, 0,
                                                      LFSR_BITS))
+        object.__setattr__(self, "drop", _per_layer("drop", self.drop, n_layers, 0,
+                                                    self.weight_bits - 2))
+        object.__setattr__(self, "fan_in", _per_layer("fan_in", self.fan_in, n_layers, 0,
+                                                      4096))
         for name, lo, hi in (("e_shift", 0, 40), ("e_max", 1, 127), ("epochs", 1, 100_000),
-                             ("seed", 0, (1 << 63) - 1), ("lfsr_seed", 1, 0xFFFF)):
+                             ("seed", 0, (1 << 63) - 1), ("lfsr_seed", 1, 0xFFFF),
+                             ("anneal", 0, 8)):
             value = getattr(self, name)
             if not _is_int(value) or not lo <= value <= hi:
                 raise ClockpropError(f"integer training: {name} must be an integer in "
@@ -149,12 +181,15 @@ class IntTrainConfig:
             raise ClockpropError(f"integer training: init must be a number in [0, 100], "
                                  f"got {self.init!r}")
         fmt = self.fmt
+        if max(self.shift) + self.anneal > LFSR_BITS:
+            raise ClockpropError(f"integer training: shift + anneal must be at most "
+                                 f"{LFSR_BITS}, got {max(self.shift)} + {self.anneal}")
         for l, k in enumerate(self.shift):
             biggest = (self.e_max * fmt.a_max + self.r_max(l)) >> k
-            if biggest > fmt.w_max:
+            if biggest > self.v_lo(l):
                 raise ClockpropError(
                     f"integer training: shift[{l}] = {k} would overflow: one update can move "
-                    f"a weight by {biggest} > W = {fmt.w_max}; raise the shift or weight_bits")
+                    f"a weight by {biggest} > {self.v_lo(l)}; raise the shift or weight_bits")
             lowest = (-self.e_max * fmt.a_max + self.r_min(l)) >> k
             if biggest == 0 and lowest == 0:
                 raise ClockpropError(
@@ -163,25 +198,49 @@ class IntTrainConfig:
 
     @property
     def fmt(self):
-        """The number format; ``bias_bits`` holds ``A * W + 2**(frac - 1)``."""
-        a, w = (1 << self.act_bits) - 1, (1 << (self.weight_bits - 1)) - 1
+        """The number format of the stored weights ``V``; ``bias_bits`` holds
+        ``A * W + 2**(frac - 1)``."""
+        return self._format(self.weight_bits)
+
+    @property
+    def model_fmt(self):
+        """The number format of the forward pass (:meth:`IntTrainer.model`): the forward
+        weights ``F = V >> drop`` have ``weight_bits - min(drop)`` bits."""
+        drop = self.drop if isinstance(self.drop, tuple) else (self.drop,)
+        return self._format(self.weight_bits - min(drop))
+
+    def _format(self, weight_bits):
+        a, w = (1 << self.act_bits) - 1, (1 << (weight_bits - 1)) - 1
         frac = self.frac if isinstance(self.frac, tuple) else (self.frac,)
         bias_bits = signed_width(-a * w, a * w + (1 << (max(frac) - 1)))
-        return QFormat(act_bits=self.act_bits, weight_bits=self.weight_bits,
+        return QFormat(act_bits=self.act_bits, weight_bits=weight_bits,
                        bias_bits=max(2, bias_bits))
 
-    def r_max(self, l):
-        """Largest rounding value of layer ``l``."""
-        k = self.shift[l]
+    def f_max(self, l):
+        """Largest forward weight of layer ``l``: ``2**(weight_bits - drop - 1) - 1``."""
+        return (1 << (self.weight_bits - self.drop[l] - 1)) - 1
+
+    def v_lo(self, l):
+        """Stored weights of layer ``l`` are clamped to ``[-v_lo, v_hi]``: ``v_lo = f_max <<
+        drop``, so that ``V >> drop`` stays in ``[-f_max, f_max]``."""
+        return self.f_max(l) << self.drop[l]
+
+    def v_hi(self, l):
+        """``v_lo + 2**drop - 1`` (equal to ``v_lo`` when ``drop`` is 0)."""
+        return self.v_lo(l) + (1 << self.drop[l]) - 1
+
+    def r_max(self, l, lr=0):
+        """Largest rounding value of layer ``l`` (at learning-rate shift ``lr``)."""
+        k = self.shift[l] + lr
         return {"lfsr": (1 << k) - 1, "half": (1 << k) >> 1, "floor": 0}[self.rounding]
 
-    def r_min(self, l):
+    def r_min(self, l, lr=0):
         """Smallest rounding value of layer ``l``."""
-        return 0 if self.rounding == "lfsr" else self.r_const(l)
+        return 0 if self.rounding == "lfsr" else self.r_const(l, lr)
 
-    def r_const(self, l):
+    def r_const(self, l, lr=0):
         """The constant rounding value of layer ``l`` (``rounding`` ``"half"``/``"floor"``)."""
-        return (1 << self.shift[l]) >> 1 if self.rounding == "half" else 0
+        return (1 << (self.shift[l] + lr)) >> 1 if self.rounding == "half" else 0
 
     def target(self):
         """``T``, the integer logit that stands for the float target 1.0."""
@@ -189,7 +248,7 @@ class IntTrainConfig:
 
     def to_dict(self):
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("hidden", "frac", "shift"):
+        for name in ("hidden", "frac", "shift", "drop", "fan_in"):
             d[name] = list(d[name])
         return d
 
@@ -240,25 +299,39 @@ class IntTrainer:
         self.n_classes = int(n_classes)
         rng = np.random.default_rng(cfg.seed)
         L = len(self.shape) - 1
+        self.v_lo = [cfg.v_lo(l) for l in range(L)]
+        self.v_hi = [cfg.v_hi(l) for l in range(L)]
         if weights is None:
             weights = []
             for l in range(L):
                 n_i, n_o = self.shape[l], self.shape[l + 1]
                 w = rng.normal(0.0, cfg.init / np.sqrt(n_i), size=(n_o, n_i)) * (1 << cfg.frac[l])
-                w = np.clip(np.round(w), -fmt.w_max, fmt.w_max).astype(np.int64)
+                w = np.clip(np.round(w), -cfg.f_max(l), cfg.f_max(l)).astype(np.int64)
+                w <<= cfg.drop[l]
                 weights.append(np.concatenate([w, np.zeros((n_o, 1), np.int64)], axis=1))
         self.v = [np.array(w, dtype=np.int64) for w in weights]
+        self.tags = [np.arange(h) % self.n_classes for h in cfg.hidden]
+        self.signs = [np.where(rng.integers(0, 2, size=h) == 1, 1, -1).astype(np.int64)
+                      for h in cfg.hidden]
+        # connectivity masks [n_out, n_in + 1] (bias always present); drawn only if sparse
+        self.masks = []
+        for l in range(L):
+            n_i, n_o, k = self.shape[l], self.shape[l + 1], cfg.fan_in[l]
+            mask = np.ones((n_o, n_i + 1), dtype=bool)
+            if 0 < k < n_i:
+                mask[:, :n_i] = False
+                for j in range(n_o):
+                    mask[j, rng.choice(n_i, size=k, replace=False)] = True
+            self.masks.append(mask)
         for l, w in enumerate(self.v):
             want = (self.shape[l + 1], self.shape[l] + 1)
             if w.shape != want:
                 raise ClockpropError(f"integer training: layer {l} weights have shape "
                                      f"{w.shape}, want {want} (bias column last)")
-            if np.abs(w).max(initial=0) > fmt.w_max:
+            if w.size and (w.min() < -self.v_lo[l] or w.max() > self.v_hi[l]):
                 raise ClockpropError(f"integer training: layer {l} has a weight outside "
-                                     f"[-{fmt.w_max}, {fmt.w_max}]")
-        self.tags = [np.arange(h) % self.n_classes for h in cfg.hidden]
-        self.signs = [np.where(rng.integers(0, 2, size=h) == 1, 1, -1).astype(np.int64)
-                      for h in cfg.hidden]
+                                     f"[-{self.v_lo[l]}, {self.v_hi[l]}]")
+            w[~self.masks[l]] = 0
         self.rng = rng
         self.lfsr = Lfsr16(cfg.lfsr_seed)
         self.steps = 0
@@ -269,13 +342,18 @@ class IntTrainer:
     def n_layers(self):
         return len(self.v)
 
+    @property
+    def forward_weights(self):
+        """``F_l = V_l >> drop_l``, the weights that the forward pass uses."""
+        return [v >> d for v, d in zip(self.v, self.cfg.drop)]
+
     # -- the arithmetic ------------------------------------------------------------------
 
     def forward_all(self, a):
         """Activations ``[a_0, ..., a_{L-1}]`` and the logits for inputs ``a`` [N, n_in]."""
         A = self.fmt.a_max
         acts = [np.asarray(a, dtype=np.int64)]
-        for l, v in enumerate(self.v):
+        for l, v in enumerate(self.forward_weights):
             h = acts[-1] @ v[:, :-1].T + A * v[:, -1] + self._rnd[l]
             if l == self.n_layers - 1:
                 return acts, h
@@ -298,28 +376,32 @@ class IntTrainer:
             out.append(self.signs[l] * e[:, self.tags[l]] * gate)
         return out + [e]
 
-    def rounding(self, l, s):
+    def rounding(self, l, s, lr=0):
         """``r_{l,i}`` for every column of layer ``l`` from the LFSR state ``s`` (or const)."""
         if self.cfg.rounding != "lfsr":
-            return np.full(self.shape[l] + 1, self.cfg.r_const(l), dtype=np.int64)
-        k = self.cfg.shift[l]
+            return np.full(self.shape[l] + 1, self.cfg.r_const(l, lr), dtype=np.int64)
+        k = self.cfg.shift[l] + lr
         rot = np.array([_rotr16(s, o) for o in range(LFSR_BITS)], dtype=np.int64)
         return rot[self._offsets[l]] & ((1 << k) - 1)
 
-    def step(self, x, label):
-        """Train on one sample: integer activations ``x`` [n_in] and its class."""
+    def step(self, x, label, lr=0):
+        """Train on one sample: integer activations ``x`` [n_in], its class, and the extra
+        learning-rate shift ``lr`` (``0..anneal``)."""
         x = np.asarray(x, dtype=np.int64).reshape(1, -1)
         self._check(x, np.asarray([label]))
-        A, W = self.fmt.a_max, self.fmt.w_max
+        if not _is_int(lr) or not 0 <= lr <= self.cfg.anneal:
+            raise ClockpropError(f"integer training: lr must be an integer in "
+                                 f"[0, {self.cfg.anneal}] (anneal), got {lr!r}")
+        A = self.fmt.a_max
         acts, logits = self.forward_all(x)
         e = self.error(logits, np.asarray([label]))
         deltas = self.deltas(acts, e)
         s = self.lfsr.draw() if self.cfg.rounding == "lfsr" else 0
         for l, (v, d) in enumerate(zip(self.v, deltas)):
             ahat = np.append(acts[l][0], A)
-            u = (d[0][:, None] * ahat[None, :] + self.rounding(l, s)[None, :]) >> \
-                self.cfg.shift[l]
-            np.clip(v + u, -W, W, out=v)
+            u = (d[0][:, None] * ahat[None, :] + self.rounding(l, s, lr)[None, :]) >> \
+                (self.cfg.shift[l] + lr)
+            np.clip(v + u * self.masks[l], -self.v_lo[l], self.v_hi[l], out=v)
         self.steps += 1
         return int(np.argmax(logits[0]))
 
@@ -336,12 +418,15 @@ class IntTrainer:
                                  f"[0, {self.n_classes - 1}], got {labels.min()!r}.."
                                  f"{labels.max()!r}")
 
-    def train_steps(self, x, labels):
-        """:meth:`step` over every row of ``x`` in order; the predictions made on the way."""
+    def train_steps(self, x, labels, lr=0):
+        """:meth:`step` over every row of ``x`` in order (``lr``: one per row, or one for
+        all); the predictions made on the way."""
         x = np.asarray(x, dtype=np.int64)
         labels = np.asarray(labels)
         self._check(x, labels)
-        return np.array([self.step(xi, int(li)) for xi, li in zip(x, labels)], dtype=np.int64)
+        lr = np.broadcast_to(np.asarray(lr, dtype=np.int64), labels.shape)
+        return np.array([self.step(xi, int(li), int(ri)) for xi, li, ri in zip(x, labels, lr)],
+                        dtype=np.int64)
 
     # -- results -------------------------------------------------------------------------
 
@@ -349,8 +434,9 @@ class IntTrainer:
         """The current weights as an :class:`IntModel` (inference form)."""
         A = self.fmt.a_max
         layers = tuple(IntLayer(weight=v[:, :-1].copy(), bias=A * v[:, -1] + self._rnd[l],
-                                frac=self.cfg.frac[l]) for l, v in enumerate(self.v))
-        return IntModel(self.fmt, layers, dict(meta or {}))
+                                frac=self.cfg.frac[l])
+                       for l, v in enumerate(self.forward_weights))
+        return IntModel(self.cfg.model_fmt, layers, dict(meta or {}))
 
     def predict(self, a):
         return np.argmax(self.forward_all(np.asarray(a, dtype=np.int64))[1], axis=1)
@@ -365,6 +451,13 @@ def sample_order(cfg, n, rng=None):
     return np.concatenate([rng.permutation(n) for _ in range(cfg.epochs)])
 
 
+def lr_schedule(cfg, n):
+    """The extra learning-rate shift of every sample of :func:`sample_order` (``n`` samples
+    an epoch): ``(anneal + 1) * epoch // epochs``."""
+    epoch = np.arange(n * cfg.epochs) // n
+    return ((cfg.anneal + 1) * epoch // cfg.epochs).astype(np.int64)
+
+
 def train_int(cfg, data, eval_every=0, progress=None):
     """Train ``cfg`` on a :class:`sw.datasets.Dataset`; the model and the learning curve.
 
@@ -376,13 +469,14 @@ def train_int(cfg, data, eval_every=0, progress=None):
     fmt = trainer.fmt
     a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
     order = sample_order(cfg, len(a_train))
+    lrs = lr_schedule(cfg, len(a_train))
     every = eval_every or len(a_train)
     history = [_point(trainer, 0, a_train, data.y_train, a_test, data.y_test)]
     seconds = 0.0
     for start in range(0, len(order), every):
         idx = order[start:start + every]
         t0 = time.perf_counter()
-        trainer.train_steps(a_train[idx], data.y_train[idx])
+        trainer.train_steps(a_train[idx], data.y_train[idx], lrs[start:start + every])
         seconds += time.perf_counter() - t0
         history.append(_point(trainer, trainer.steps, a_train, data.y_train, a_test,
                               data.y_test))

@@ -31,20 +31,22 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log):
+def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, serial=False):
     """Host training, gateware training of the first ``sim_steps`` samples, the comparison.
 
+    ``serial``: the gateware's bit-serial forward pass (:class:`hw.update.TrainableNet`).
     Returns a JSON-ready summary; raises :class:`ClockpropError` when the gateware's weights
     ever differ from the host's.
     """
     from ..hw.update import TrainableNet
     from ..sim.train_sim import check_weights, simulate_training
-    from .inttrain import IntTrainer, sample_order, train_int
+    from .inttrain import IntTrainer, lr_schedule, sample_order, train_int
 
     fmt = cfg.fmt
     a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
     full = train_int(cfg, data)
     order = sample_order(cfg, len(a_train))
+    lrs = lr_schedule(cfg, len(a_train))
     sim_steps = min(sim_steps, len(order))
 
     host = IntTrainer(cfg, data.n_inputs, data.n_classes)
@@ -55,8 +57,9 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log):
     sim_seconds = sim_cycles = 0
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         idx = order[lo:hi]
-        result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx])
-        host.train_steps(a_train[idx], data.y_train[idx])
+        result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx],
+                                   lr=lrs[lo:hi], serial=serial)
+        host.train_steps(a_train[idx], data.y_train[idx], lrs[lo:hi])
         check_weights(host, result)
         chip.v = [w.copy() for w in result.weights]
         chip.lfsr.state = result.lfsr
@@ -67,7 +70,7 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log):
         progress(f"train-onchip: {hi}/{sim_steps} samples in the gateware, weights equal, "
                  f"test {100 * curve[-1]['chip_test_acc']:.2f}% "
                  f"({result.cycles_per_second:.0f} clocks/s simulated)")
-    unit = TrainableNet(host)
+    unit = TrainableNet(host, serial=serial)
     cost = unit.estimate()
     return {
         "config": cfg.to_dict(), "shape": host.shape, "split": data.split,
@@ -78,7 +81,8 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log):
                      "weights_equal": True, "curve": curve, "sim_seconds": sim_seconds,
                      "sim_cycles": int(sim_cycles),
                      "sim_cycles_per_s": sim_cycles / max(sim_seconds, 1e-9)},
-        "unit": {"weights": int(unit.n_weights), "lut_estimate": cost.lut,
+        "unit": {"weights": int(unit.n_weights), "serial": bool(serial),
+                 "lut_estimate": cost.lut,
                  "ff_estimate": cost.ff, "clocks_per_sample": unit.interval,
                  "assumed_clock_mhz": clock_mhz,
                  "samples_per_s_at_assumed_clock": clock_mhz * 1e6 / unit.interval},
@@ -147,7 +151,8 @@ def cmd_train_onchip(args):
                              "--clock-mhz > 0")
     data = load_dataset(args.dataset, args.split_seed)
     start = time.perf_counter()
-    summary = run_onchip(cfg, data, args.sim_steps, args.points, args.clock_mhz)
+    summary = run_onchip(cfg, data, args.sim_steps, args.points, args.clock_mhz,
+                         serial=args.serial)
     name = args.name or f"onchip-{args.dataset}"
     paths = write_onchip_report(REPORTS / name, name, summary)
     _log(f"train-onchip: integer test accuracy {100 * summary['software']['test_acc']:.2f}%, "
@@ -167,5 +172,7 @@ def register(sub):
     sp.add_argument("--points", type=int, default=4, help="weight read-backs (default 4)")
     sp.add_argument("--clock-mhz", type=float, default=50.0,
                     help="assumed clock for the throughput figure (default 50)")
+    sp.add_argument("--serial", action="store_true",
+                    help="bit-serial forward pass: act_bits clocks per layer, far less logic")
     sp.add_argument("--name", help="report name (default onchip-<dataset>)")
     sp.set_defaults(func=cmd_train_onchip)

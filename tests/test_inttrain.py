@@ -15,20 +15,23 @@ def _teacher_task(rng, n, n_in=8, n_classes=3):
     return x, np.argmax(x @ teacher.T, axis=1)
 
 
-def test_step_is_the_documented_rule():
+@pytest.mark.parametrize("drop, fan_in", [(0, 0), ((1, 2), (3, 0))])
+def test_step_is_the_documented_rule(drop, fan_in):
     cfg = IntTrainConfig(hidden=(4,), weight_bits=6, frac=(3, 3), shift=(4, 5), e_shift=3,
-                         e_max=3, rounding="lfsr", lfsr_seed=0x1234)
+                         e_max=3, rounding="lfsr", lfsr_seed=0x1234, drop=drop, fan_in=fan_in)
     tr = IntTrainer(cfg, 5, 2)
+    dr0, dr1 = cfg.drop
     rng = np.random.default_rng(0)
     for _ in range(20):
         x, y = rng.integers(0, 16, 5), int(rng.integers(0, 2))
         v = [w.copy() for w in tr.v]
         lfsr = Lfsr16(tr.lfsr.state)
-        # the rule written out element by element
+        # the rule written out element by element; forward weights F = V >> drop
         A, W = 15, 31
-        a1 = [min(max((sum(v[0][j, i] * x[i] for i in range(5)) + A * v[0][j, 5] + 4) >> 3,
+        f = [v[0] >> dr0, v[1] >> dr1]
+        a1 = [min(max((sum(f[0][j, i] * x[i] for i in range(5)) + A * f[0][j, 5] + 4) >> 3,
                       0), A) for j in range(4)]
-        logits = [sum(v[1][c, j] * a1[j] for j in range(4)) + A * v[1][c, 4] for c in range(2)]
+        logits = [sum(f[1][c, j] * a1[j] for j in range(4)) + A * f[1][c, 4] for c in range(2)]
         e = [min(max(((A << 3) * (c == y) - logits[c]) >> 3, -3), 3) for c in range(2)]
         d0 = [tr.signs[0][j] * e[j % 2] * (0 < a1[j] < A) for j in range(4)]
         s = lfsr.draw()
@@ -38,7 +41,11 @@ def test_step_is_the_documented_rule():
                 for i in range(v[l].shape[1]):
                     off = (7 * i + 5 * l) % 16
                     r = ((s >> off) | (s << (16 - off))) & 0xFFFF & ((1 << k) - 1)
-                    v[l][j, i] = min(max(v[l][j, i] + ((d[j] * inp[i] + r) >> k), -W), W)
+                    if not tr.masks[l][j, i]:
+                        continue                        # an absent weight stays 0
+                    lo = (W >> cfg.drop[l]) << cfg.drop[l]
+                    hi = lo + (1 << cfg.drop[l]) - 1
+                    v[l][j, i] = min(max(v[l][j, i] + ((d[j] * inp[i] + r) >> k), -lo), hi)
         assert tr.step(x, y) == int(np.argmax(logits))
         for want, got in zip(v, tr.v):
             np.testing.assert_array_equal(got, want)
@@ -51,6 +58,27 @@ def test_model_is_the_inference_form():
     x, y = rng.integers(0, 16, (50, 7)), rng.integers(0, 3, 50)
     tr.train_steps(x, y)
     np.testing.assert_array_equal(tr.model().forward(x), tr.forward_all(x)[1])
+
+
+def test_drop_and_fan_in():
+    """Forward weights are V >> drop (the model's format is that narrow); a sparse layer has
+    exactly fan_in inputs per neuron plus its bias, and absent weights never move."""
+    cfg = IntTrainConfig(hidden=(6,), weight_bits=8, frac=(4, 4), shift=(5, 6), e_shift=3,
+                         e_max=3, drop=(2, 1), fan_in=(3, 0), epochs=1)
+    tr = IntTrainer(cfg, 7, 3)
+    assert (tr.masks[0][:, :7].sum(axis=1) == 3).all() and tr.masks[0][:, 7].all()
+    assert tr.masks[1].all()
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 16, (300, 7)), rng.integers(0, 3, 300)
+    tr.train_steps(x, y)
+    assert (tr.v[0][~tr.masks[0]] == 0).all()
+    for l, v in enumerate(tr.v):
+        assert v.min() >= -cfg.v_lo(l) and v.max() <= cfg.v_hi(l)
+    assert (cfg.v_lo(0), cfg.v_hi(0)) == (124, 127)
+    model = tr.model()
+    assert model.fmt.weight_bits == 7                     # 8 - min(drop)
+    np.testing.assert_array_equal(model.layers[0].weight, tr.v[0][:, :-1] >> 2)
+    np.testing.assert_array_equal(model.forward(x), tr.forward_all(x)[1])
 
 
 def test_single_layer_learns_a_teacher():
@@ -102,6 +130,8 @@ def test_digits_learns():
     ({"lfsr_seed": 0}, "lfsr_seed"),
     ({"e_max": 0}, "e_max"),
     ({"frac": 0}, "frac"),
+    ({"weight_bits": 6, "drop": 5}, "drop"),
+    ({"fan_in": -1}, "fan_in"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ClockpropError, match=match):

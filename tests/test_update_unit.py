@@ -11,9 +11,9 @@ from clockprop.sw.errors import ClockpropError
 from clockprop.sw.inttrain import IntTrainConfig, IntTrainer
 
 
-def _run(cfg, n_in, n_classes, x, y, train=True):
+def _run(cfg, n_in, n_classes, x, y, train=True, serial=False):
     host = IntTrainer(cfg, n_in, n_classes)
-    result = simulate_training(copy.deepcopy(host), x, y, train=train)
+    result = simulate_training(copy.deepcopy(host), x, y, train=train, serial=serial)
     predicted = host.train_steps(x, y) if train else host.predict(x)
     np.testing.assert_array_equal(result.predicted, predicted)
     check_weights(host, result)
@@ -84,3 +84,63 @@ def test_estimate_counts_the_update_unit():
     cfg = IntTrainConfig(hidden=(), weight_bits=6, frac=3, shift=5, e_shift=3, e_max=3)
     cost = TrainableNet(IntTrainer(cfg, 4, 3)).estimate()
     assert cost.ff >= 15 * 6 and cost.lut > 15 * 6
+
+
+@pytest.mark.parametrize("shift, drop, fan_in", [
+    ((5, 6), 0, 0),                 # layer 0 general update, layer 1 up/down counter
+    ((6, 6), (1, 2), (3, 0)),       # both counters, narrow forward weights, sparse layer 0
+])
+def test_bit_serial_forward(shift, drop, fan_in):
+    """The bit-serial unit (act_bits clocks per layer) ends with the trainer's weights."""
+    rng = np.random.default_rng(9)
+    cfg = IntTrainConfig(hidden=(4,), weight_bits=7, frac=(3, 3), shift=shift, e_shift=3,
+                         e_max=3, drop=drop, fan_in=fan_in, seed=5)
+    x, y = rng.integers(0, 16, (400, 5)), rng.integers(0, 3, 400)
+    host, result = _run(cfg, 5, 3, x, y, serial=True)
+    unit = TrainableNet(host, serial=True)
+    unit.estimate()                                         # elaborate it once
+    assert unit.interval == 2 * 4 + 1
+    assert result.cycles <= 400 * unit.interval + unit.interval
+    assert unit.step_form == [shift[0] == 6, True]
+    assert (result.weights[0][~host.masks[0]] == 0).all()
+
+
+def test_counter_update_hits_both_clamp_bounds():
+    """Up/down counters with drop: the asymmetric bounds [-v_lo, v_hi] = [-6, 7] are pressed
+    on (class 0's target is out of reach; class 1's bias keeps its logit above 0)."""
+    rng = np.random.default_rng(10)
+    cfg = IntTrainConfig(hidden=(), weight_bits=4, frac=4, shift=5, e_shift=0, e_max=2,
+                         drop=1)
+    host = IntTrainer(cfg, 3, 2, weights=[np.array([[7, 7, 7, 7], [-6, -6, -6, 7]])])
+    unit = TrainableNet(host)
+    unit.estimate()
+    assert unit.step_form == [True]
+    x, y = rng.integers(0, 3, (300, 3)), np.zeros(300, int)
+    result = simulate_training(copy.deepcopy(host), x, y, serial=True)
+    host.train_steps(x, y)
+    check_weights(host, result)
+    v = host.v[0]
+    assert v.min() == -cfg.v_lo(0) == -6 and v.max() == cfg.v_hi(0) == 7
+
+
+def test_serial_is_cheaper():
+    cfg = IntTrainConfig(hidden=(8,), weight_bits=8, frac=(5, 5), shift=(6, 6), e_shift=6,
+                         e_max=3, drop=1)
+    tr = IntTrainer(cfg, 16, 4)
+    assert TrainableNet(tr, serial=True).estimate().lut < TrainableNet(tr).estimate().lut / 2
+
+
+def test_anneal_lr_field():
+    """Each sample's lr (extra learning-rate shift) reaches the gateware's update."""
+    rng = np.random.default_rng(11)
+    cfg = IntTrainConfig(hidden=(3,), weight_bits=7, frac=(3, 3), shift=(5, 6), e_shift=3,
+                         e_max=3, anneal=2, seed=2)
+    x, y = rng.integers(0, 16, (200, 4)), rng.integers(0, 3, 200)
+    lr = np.repeat([0, 1, 2, 1], 50)
+    host = IntTrainer(cfg, 4, 3)
+    result = simulate_training(copy.deepcopy(host), x, y, lr=lr, serial=True)
+    host.train_steps(x, y, lr)
+    check_weights(host, result)
+    assert not result.error
+    with pytest.raises(ClockpropError, match="lr"):
+        host.step(x[0], 0, 3)

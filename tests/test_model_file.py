@@ -83,3 +83,11 @@ def test_inputs_out_of_range(model):
         model.forward(np.full((1, 6), 16))
     with pytest.raises(ClockpropError, match="6 features"):
         model.forward(np.zeros((1, 5), np.int64))
+
+
+def test_written_files_get_the_usual_mode(tmp_path, model):
+    import os
+    model.save(tmp_path / "m.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,6 +1,6 @@
 """Argmax stage: the index of the largest logit, ties to the lowest index (as ``np.argmax``)."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -27,12 +27,16 @@ class Argmax(wiring.Component):
     i : ``In(stream.Signature(ArrayLayout(logit_shape, n)))``
     o : ``Out(stream.Signature(result_layout(logit_shape, n)))``
 
-    Latency 1 clock, throughput one sample per clock.
+    Latency ``self.latency`` clocks: 1, plus a register level after every ``register_every``
+    comparator levels when that is set; throughput one sample per clock.
     """
 
-    def __init__(self, logit_shape, n_classes):
+    def __init__(self, logit_shape, n_classes, *, register_every=0):
         self.n_classes = n_classes
-        self.latency = 1
+        self.register_every = register_every
+        depth = max(n_classes - 1, 0).bit_length()         # ceil(log2(n_classes))
+        self.levels = (depth - 1) // register_every if register_every and depth else 0
+        self.latency = 1 + self.levels
         self.cost = Cost()
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(logit_shape, n_classes))),
@@ -46,9 +50,11 @@ class Argmax(wiring.Component):
 
         self.cost = Cost()
         width = len(self.o.payload.cls)
-        logits = self.i.payload
+        logits = self.i.payload.as_value()
+        view = self.i.payload
         # The left node always holds lower indices, so a strict ">" keeps the first maximum.
-        nodes = [(logits[k], k) for k in range(self.n_classes)]
+        nodes = [(view[k], Const(k, unsigned(width))) for k in range(self.n_classes)]
+        depth = done = 0
         while len(nodes) > 1:
             paired = []
             for k in range(0, len(nodes) - 1, 2):
@@ -59,6 +65,13 @@ class Argmax(wiring.Component):
             if len(nodes) % 2:
                 paired.append(nodes[-1])
             nodes = paired
+            depth += 1
+            if self.register_every and depth % self.register_every == 0 and len(nodes) > 1:
+                nodes = [(self._register(m, control.en, v, f"max{done}_{k}"),
+                          self._register(m, control.en, i, f"idx{done}_{k}"))
+                         for k, (v, i) in enumerate(nodes)]
+                logits = self._register(m, control.en, logits, f"logits{done}")
+                done += 1
         cls = Signal(unsigned(width))
         m.d.comb += cls.eq(nodes[0][1])
         with m.If(control.en):
@@ -68,3 +81,10 @@ class Argmax(wiring.Component):
             ]
         self.cost.ff += len(self.o.payload.as_value())
         return m
+
+    def _register(self, m, en, value, name):
+        reg = Signal.like(value, name=name)
+        with m.If(en):
+            m.d.sync += reg.eq(value)
+        self.cost.ff += len(reg)
+        return reg

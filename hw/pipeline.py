@@ -38,8 +38,9 @@ class Pipeline(wiring.Component):
     model : IntModel
         The integer golden model (``sw.intmodel``) whose arithmetic this reproduces.
     register_every : int
-        Also register inside the adder trees after every this many adder levels, for a
-        higher fmax at the same throughput (0: the classic one clock per layer).
+        Also register inside the adder trees and the argmax comparator tree after every this
+        many levels, for a higher fmax at the same throughput (0: the classic one clock per
+        layer).
     fold : sequence of int, optional
         Fold factor of every layer (1: fully parallel constant shift-adds). A layer with
         ``F > 1`` is a :class:`FoldedDenseLayer`: weights in a ROM, ``1/F`` of the logic,
@@ -67,7 +68,8 @@ class Pipeline(wiring.Component):
             FoldedDenseLayer(layer, model.fmt, activate=l < n - 1, fold=f)
             for l, (layer, f) in enumerate(zip(model.layers, fold))]
         self.interval = max(layer.interval for layer in self.layers)
-        self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes)
+        self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes,
+                             register_every=register_every)
         self.latency = sum(layer.latency for layer in self.layers) + self.argmax.latency
         self.logit_shape = self.layers[-1].o.payload.shape().elem_shape
         super().__init__({

@@ -53,5 +53,16 @@ CORPUS ?= iyoshi
 generate: $(STAMP)
 	$(BIN)/clockprop generate --corpus $(CORPUS) --backend sim -n 80
 
+## bitstream: the default model's bitstream for BOARD (icebreaker, upduino_v3, ice40_hx8k,
+##            ulx3s, orangecrab); refuses a model that does not fit. Extra options: OPTS=...
+MODEL ?= build/digits/model.json
+bitstream: $(STAMP)
+	test -f $(MODEL) || $(BIN)/clockprop train --config $(CONFIG)
+	$(BIN)/clockprop bitstream $(MODEL) --board $(BOARD) $(OPTS)
+
+## program: load that bitstream into the board (needs the board and its programmer)
+program: $(STAMP)
+	$(BIN)/clockprop program $(MODEL) --board $(BOARD)
+
 clean:
 	rm -rf build reports gateware/*/ .pytest_cache

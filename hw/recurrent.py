@@ -171,7 +171,6 @@ class RecurrentCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         self.cost = cost = Cost()
-        model = self.model
 
         gen = Signal()                                  # emitting characters
         started = Signal()                              # prompt under way

@@ -98,14 +98,14 @@ def cmd_train(args):
         reference = {"rule": run.reference.rule, "config": run.reference.to_dict(),
                      "shape": [data.n_inputs] + [len(b) for b in ref.net.biases],
                      "test_acc": ref.net.accuracy(data.x_test, data.y_test),
-                     "device": "cpu (numpy)", "history": ref.history}
+                     "device": ref.device, "history": ref.history}
     a_test = run.fmt.quantize_input(data.x_test)
     meta = {
         "name": run.name, "dataset": run.dataset, "split": data.split,
         "split_seed": run.split_seed, "n_classes": data.n_classes, "config": run.to_dict(),
         "float": {"train_acc": result.net.accuracy(data.x_train, data.y_train),
                   "test_acc": result.net.accuracy(data.x_test, data.y_test),
-                  "device": "cpu (numpy)", "train_seconds": result.seconds,
+                  "device": result.device, "train_seconds": result.seconds,
                   "samples_per_s": result.samples_per_s},
         "history": result.history, "reference": reference,
     }
@@ -139,22 +139,29 @@ def _test_split(model):
 
 def cmd_sim(args):
     from .intmodel import IntModel
-    from ..sim.pysim import simulate
+    from .mnist import check_image_size
+    from ..sim.run import SIMULATOR_NAMES, choose_backend, simulate
 
     path = _model_path(args.model)
     model = IntModel.load(path)
+    check_image_size(model.n_inputs, model.meta.get("dataset"))
     a, y = _test_split(model)
     if args.limit:
         a, y = a[:args.limit], y[:args.limit]
     golden = model.forward(a)
     from ..hw.pipeline import check_fold
     fold = check_fold(model, args.fold)
-    _log(f"sim: streaming {len(a)} test samples through the gateware (Amaranth simulator)")
-    result = simulate(model, a, register_every=args.register_every, fold=fold, vcd=args.vcd,
-                      progress=lambda done, total: _log(f"sim: {done}/{total} samples"))
+    backend = choose_backend(getattr(args, "backend", "auto"), model, len(a), vcd=args.vcd)
+    _log(f"sim: streaming {len(a)} test samples through the gateware "
+         f"({SIMULATOR_NAMES[backend]})")
+    extra = {"log": lambda msg: _log(f"sim: {msg}")} if backend == "verilator" else {}
+    result = simulate(model, a, backend=backend, register_every=args.register_every,
+                      fold=fold, vcd=args.vcd,
+                      progress=lambda done, total: _log(f"sim: {done}/{total} samples"),
+                      **extra)
     equal = np.all(result.logits == golden, axis=1)
     summary = {
-        "simulator": "Amaranth pysim", "n_samples": int(len(a)),
+        "simulator": SIMULATOR_NAMES[backend], "backend": backend, "n_samples": int(len(a)),
         "samples_equal": int(equal.sum()),
         "logits_equal": int((result.logits == golden).sum()), "n_logits": int(golden.size),
         "classes_equal": int((result.classes == np.argmax(golden, axis=1)).sum()),
@@ -163,6 +170,8 @@ def cmd_sim(args):
         "fold": fold, "cycles": result.cycles,
         "sim_seconds": result.seconds, "sim_cycles_per_s": result.cycles_per_second,
         "register_every": args.register_every,
+        **({"build_seconds": result.build_seconds, "build_cached": result.cached}
+           if backend == "verilator" else {}),
         "predicted": result.classes.tolist(),
     }
     out = path.parent / "sim.json"
@@ -262,7 +271,11 @@ def _parser():
     sp.add_argument("--register-every", type=int, default=0, metavar="K")
     sp.add_argument("--fold", type=_fold, metavar="F,F,...",
                     help="fold factor per layer (default 1: fully parallel)")
-    sp.add_argument("--vcd", help="write a waveform file")
+    sp.add_argument("--vcd", help="write a waveform file (pysim backend only)")
+    sp.add_argument("--backend", choices=("auto", "pysim", "verilator"), default="auto",
+                    help="simulator: Amaranth's Python simulator, Verilator (compiled, for "
+                         "big designs), or auto (default: Verilator for big jobs when "
+                         "installed)")
     sp.set_defaults(func=cmd_sim)
 
     sp = sub.add_parser("report", help="write reports/<name>/ (Markdown, JSON, PNG)")
@@ -281,7 +294,7 @@ def _parser():
     return p
 
 
-COMMAND_MODULES = []
+COMMAND_MODULES = [".generate_cli", ".train_cli", ".board_cli"]
 
 
 def main(argv=None):

@@ -294,7 +294,7 @@ class IntTrainer:
             raise ClockpropError(f"integer training: need >= 1 input and >= 2 classes, got "
                                  f"{n_in!r} inputs, {n_classes!r} classes")
         self.cfg = cfg
-        self.fmt = fmt = cfg.fmt
+        self.fmt = cfg.fmt
         self.shape = [int(n_in)] + list(cfg.hidden) + [int(n_classes)]
         self.n_classes = int(n_classes)
         rng = np.random.default_rng(cfg.seed)

@@ -1,0 +1,130 @@
+"""Benchmark of issue 3: bitstreams for the targets, classic and pipelined adder trees.
+
+    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--timeout SECONDS]
+
+Builds (with the yowasp toolchain) a digits model small enough for the iCE40UP5K on the
+iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock per layer
+(register_every=0) and with pipelined adder trees (register_every=2), and writes
+reports/bench/boards.json and boards.md with LUT/FF/EBR/DSP, fmax, throughput, latency and
+build time. Results are written after every build, so a long ECP5 run can be stopped.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clockprop.sw.cli import main as cli                    # noqa: E402
+from clockprop.sw.errors import ClockpropError              # noqa: E402
+from clockprop.sw.fileio import write_atomic                # noqa: E402
+from clockprop.sw.intmodel import IntModel                  # noqa: E402
+
+OUT = ROOT / "reports" / "bench"
+# Candidates for a UP5K digits model (act bits, weight bits, hidden units): the most accurate
+# one whose estimate fits is built.
+UP5K_CANDIDATES = [(3, 4, 16), (4, 3, 16), (3, 3, 16), (3, 3, 12)]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train(name, act, weight, hidden):
+    path = ROOT / "build" / name / "model.json"
+    if not path.exists():
+        args = ["train", "--out", str(path), "--set", f"name={name}",
+                "--set", f"format.act_bits={act}", "--set", f"format.weight_bits={weight}",
+                "--set", f"train.hidden=[{hidden}]", "--set", 'train.rule="csb"',
+                "--set", "train.epochs=60"]
+        if cli(args) != 0:
+            raise SystemExit(f"training {name} failed")
+    return IntModel.load(path)
+
+
+def up5k_model():
+    from clockprop.boards.registry import get_board
+    from clockprop.sw.fit import check_fit
+    best = None
+    for act, weight, hidden in UP5K_CANDIDATES:
+        model = train(f"digits_up5k_a{act}w{weight}h{hidden}", act, weight, hidden)
+        fit = check_fit(model, get_board("icebreaker"), register_every=2, strict=False)
+        acc = model.meta["integer"]["test_acc"]
+        log(f"bench: {model.meta['name']}: integer accuracy {100 * acc:.2f}%, estimate "
+            f"{fit.need['lut']} LUT4 ({'fits' if fit.fits else 'too big'})")
+        if fit.fits and (best is None or acc > best.meta["integer"]["test_acc"]):
+            best = model
+    return best
+
+
+def default_model():
+    path = ROOT / "build" / "digits" / "model.json"
+    if not path.exists():
+        cli(["train", "--config", str(ROOT / "configs" / "digits.toml")])
+    return IntModel.load(path)
+
+
+def markdown(rows):
+    lines = ["# Board builds (issue 3)", "",
+             "| model | board | mode | int. acc | LUT4 | FF | EBR | DSP | clock MHz | fmax MHz "
+             "| Msamples/s | latency cycles / ns | build s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['board']} | register_every={r['register_every']}"
+                         f" | | | | | | | | | | {r['error']} |")
+            continue
+        res = r["resources"]
+        acc = r["test_acc_integer"]
+        lat = f"{r['latency_cycles']} / {r['latency_ns']:.1f}" if r["latency_ns"] else "-"
+        lines.append(
+            f"| {r['model']} | {r['board']} | {r['mode']} (k={r['register_every']}) | "
+            f"{100 * acc:.1f}% | {res['lut']['used']}/{res['lut']['available']} | "
+            f"{res['ff']['used']} | {res['ebr']['used']}/{res['ebr']['available']} | "
+            f"{res['dsp']['used']} | {r['pll_mhz']:g} | {r['fmax_mhz']:.1f} | "
+            f"{r['throughput_msamples_s']:.1f} | {lat} | {r['build_seconds']} |")
+    lines += ["", "Targets: >= 150 MHz on ECP5-85F for the default digits model; >= 48 MHz on "
+              "UP5K for a digits model that fits it. One sample per clock in every mode.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--only", choices=["up5k", "ecp5"])
+    p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--modes", default="0,2", help="register_every values")
+    args = p.parse_args()
+    from clockprop.boards.build import build
+
+    jobs = []
+    if args.only in (None, "up5k"):
+        model = up5k_model()
+        if model is None:
+            log("bench: no UP5K candidate fits")
+        else:
+            jobs += [(model, "icebreaker", 48e6)]
+    if args.only in (None, "ecp5"):
+        jobs += [(default_model(), "ulx3s", 150e6)]
+    rows = []
+    for model, board, freq in jobs:
+        for k in map(int, args.modes.split(",")):
+            start = time.perf_counter()
+            log(f"bench: building {model.meta['name']} for {board}, register_every={k}")
+            try:
+                row = build(model, board, freq=freq, register_every=k, timeout=args.timeout,
+                            out_dir=ROOT / "build" / model.meta["name"] / f"{board}_k{k}")
+            except ClockpropError as e:
+                row = {"model": model.meta["name"], "board": board, "register_every": k,
+                       "error": str(e), "seconds": round(time.perf_counter() - start, 1)}
+                log(f"bench: {e}")
+            rows.append(row)
+            write_atomic(OUT / "boards.json", json.dumps(rows, indent=1) + "\n")
+            write_atomic(OUT / "boards.md", markdown(rows))
+    log(f"bench: wrote {OUT / 'boards.json'} and boards.md")
+
+
+if __name__ == "__main__":
+    main()

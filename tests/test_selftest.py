@@ -1,0 +1,150 @@
+"""The self-test core and the simulated board top, end to end through the host API."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from clockprop.hw.pipeline import Pipeline
+from clockprop.hw.selftest import SelfTest
+from clockprop.sim.top_sim import simulated_board
+from clockprop.sw.board_cli import BoardClient
+from clockprop.sw.errors import ClockpropError
+from clockprop.sw.protocol import FrameType
+from clockprop.sw.transport import Link, LoopbackTransport
+
+from conftest import random_model
+
+
+def _split(rng, model, n):
+    a = rng.integers(0, model.fmt.a_max + 1, (n, model.n_inputs))
+    y = rng.integers(0, model.n_classes, n)
+    return a, y
+
+
+@pytest.mark.parametrize("register_every", [0, 1])
+def test_selftest_core_counts_like_the_golden_model(register_every):
+    rng = np.random.default_rng(3)
+    model = random_model(rng, [7, 5, 4])
+    a, y = _split(rng, model, 37)
+    pipe = Pipeline(model, register_every=register_every)
+    st = SelfTest(a, y, act_bits=model.fmt.act_bits, n_classes=model.n_classes,
+                  logit_shape=pipe.logit_shape)
+    m = Module()
+    m.submodules.pipe, m.submodules.st = pipe, st
+    wiring.connect(m, st.o, pipe.i)
+    wiring.connect(m, pipe.o, st.i)
+    seen = {}
+
+    async def tb(ctx):
+        for run in range(2):                    # a second start clears the counters
+            ctx.set(st.start, 1)
+            await ctx.tick()
+            ctx.set(st.start, 0)
+            while not ctx.get(st.done):
+                await ctx.tick()
+            seen[run] = (ctx.get(st.correct), ctx.get(st.total), ctx.get(st.cycles))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    expected = int(np.sum(model.predict(a) == y))
+    # One sample per clock: N samples take N clocks plus the pipeline latency and the
+    # memory read.
+    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + 1)
+
+
+def test_selftest_rejects_bad_labels():
+    with pytest.raises(ClockpropError, match="labels"):
+        SelfTest([[1, 2]], [5], act_bits=2, n_classes=3, logit_shape=8)
+    with pytest.raises(ClockpropError, match="at least one"):
+        SelfTest([], [], act_bits=2, n_classes=3, logit_shape=8)
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(5)
+    model = random_model(rng, [6, 5, 3])
+    a, y = _split(rng, model, 25)
+    return model, a, y
+
+
+def test_simulated_top_through_the_host_api(small):
+    model, a, y = small
+    with Link(simulated_board(model, selftest=(a, y)), timeout=600) as link:
+        client = BoardClient(link, model)
+        client.ping()
+        result = client.classify(a[:4])
+        np.testing.assert_array_equal(result.logits, model.forward(a[:4]))
+        np.testing.assert_array_equal(result.classes, model.predict(a[:4]))
+        st = client.selftest()
+        assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
+        assert st.cycles == len(a) + link.transport.core.latency + 1
+        # The board stays usable after a self-test.
+        np.testing.assert_array_equal(client.classify(a[4:6]).classes, model.predict(a[4:6]))
+        assert link.resends == 0
+
+
+def test_simulated_top_answers_bad_requests_with_errors(small):
+    model, a, y = small
+    with Link(simulated_board(model), timeout=600) as link:
+        with pytest.raises(ClockpropError, match="UNKNOWN_TYPE"):
+            link.request(0x42, b"xyz")
+        with pytest.raises(ClockpropError, match="LENGTH"):
+            link.request(FrameType.SAMPLE, b"\x01")
+        with pytest.raises(ClockpropError, match="UNKNOWN_TYPE"):   # no self-test stored
+            link.request(FrameType.SELFTEST)
+        link.ping(b"still alive")
+
+
+@pytest.mark.parametrize("direction", ["to_board", "to_host"])
+def test_corrupted_frames_are_caught_and_retried(small, direction):
+    model, a, y = small
+    # Flip a bit in the first payload byte of the first SAMPLE frame, or of the first RESULT.
+    corrupt = {f"corrupt_{direction}": {4: 0x10}}
+    with Link(simulated_board(model, **corrupt), timeout=120, retries=2) as link:
+        result = BoardClient(link, model).classify(a[:2])
+        np.testing.assert_array_equal(result.logits, model.forward(a[:2]))
+        assert link.resends == 1
+
+
+def test_board_that_does_not_answer_times_out(small):
+    model, a, y = small
+    link = Link(LoopbackTransport(lambda data: b""), timeout=0.05, retries=1)
+    with pytest.raises(ClockpropError, match="no answer"):
+        BoardClient(link, model).classify(a[:1])
+
+
+def test_board_running_another_model_is_reported(small):
+    model, a, y = small
+    other = random_model(np.random.default_rng(9), [6, 5, 7])
+    with Link(simulated_board(other), timeout=600) as link:
+        with pytest.raises(ClockpropError, match="another model"):
+            BoardClient(link, model).classify(a[:1])
+
+
+def _digits_model(tmp_path_factory):
+    path = Path("build/digits/model.json")
+    if not path.exists():
+        from clockprop.sw.cli import main
+        path = tmp_path_factory.mktemp("digits") / "model.json"
+        assert main(["train", "--config", "configs/digits.toml", "--out", str(path)]) == 0
+    from clockprop.sw.intmodel import IntModel
+    return IntModel.load(path)
+
+
+@pytest.mark.slow
+def test_digits_selftest_in_simulation_matches_the_golden_count(tmp_path_factory):
+    """The whole top, UART included, replays the digits test split and reports exactly the
+    golden model's count."""
+    from clockprop.sw.board_cli import _test_split
+    model = _digits_model(tmp_path_factory)
+    a, y = _test_split(model)
+    with Link(simulated_board(model, selftest=(a, y)), timeout=3600) as link:
+        st = BoardClient(link, model).selftest()
+    assert st.correct == int(np.sum(model.predict(a) == y))
+    assert st.total == len(a)

@@ -14,7 +14,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 from clockprop.hw.arith import csd_count
 from clockprop.hw.pipeline import Pipeline

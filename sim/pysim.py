@@ -9,7 +9,24 @@ from amaranth.sim import Simulator
 from ..hw.pipeline import Pipeline
 from .streams import pack, unpack
 
-__all__ = ["SimResult", "simulate"]
+__all__ = ["SimResult", "simulate", "run_testbench"]
+
+
+def run_testbench(dut, testbench, vcd=None):
+    """Run ``testbench`` against ``dut`` on a 100 MHz ``sync`` clock; the seconds it took.
+
+    ``vcd`` is a path for a waveform file (``None``: none written).
+    """
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    start = time.perf_counter()
+    if vcd:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+    else:
+        sim.run()
+    return time.perf_counter() - start
 
 
 @dataclass
@@ -68,16 +85,7 @@ def simulate(model, inputs, *, register_every=0, fold=None, stall=0.0, seed=0, v
             cycle += 1
         timing["cycles"] = cycle
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    start = time.perf_counter()
-    if vcd:
-        with sim.write_vcd(str(vcd)):
-            sim.run()
-    else:
-        sim.run()
-    seconds = time.perf_counter() - start
+    seconds = run_testbench(dut, testbench, vcd)
 
     classes = np.array([(r >> cls_field.offset) & ((1 << cls_field.width) - 1)
                         for r in raw_out], dtype=np.int64)

@@ -4,14 +4,13 @@
 Amaranth simulation of the core; the two return the same text, character for character.
 """
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from ..hw.recurrent import RecurrentCore
 from ..sw.errors import ClockpropError
+from .pysim import run_testbench
 
 __all__ = ["GenSession", "GenResult", "simulate_generation", "generate_sim",
            "simulate_predictions"]
@@ -95,16 +94,7 @@ def simulate_generation(model, sessions, *, shift=None, seed=0xACE1, stall=0.0, 
                 raise AssertionError("the recurrent core stopped making progress")
         clock["cycles"] = cycle
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    start = time.perf_counter()
-    if vcd:
-        with sim.write_vcd(str(vcd)):
-            sim.run()
-    else:
-        sim.run()
-    seconds = time.perf_counter() - start
+    seconds = run_testbench(dut, testbench, vcd)
 
     results, fed, done = [], 0, 0
     for prompt, n in sessions:
@@ -163,8 +153,5 @@ def simulate_predictions(model, ids, *, shift=None, seed=0xACE1):
             assert ready, "the core must take one prompt character per clock"
             predicted.append(int(choice))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(dut, testbench)
     return np.array(predicted, dtype=np.int64), len(prompt)

@@ -9,14 +9,13 @@ The gateware starts from the trainer's weights and LFSR state as they are when
 """
 
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from ..hw.update import TrainableNet
 from ..sw.errors import ClockpropError
+from .pysim import run_testbench
 from .streams import pack, unpack
 
 __all__ = ["TrainSimResult", "simulate_training", "check_weights", "unpack_weights"]
@@ -115,16 +114,7 @@ def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, vcd
     old_limit = sys.get_int_max_str_digits()
     sys.set_int_max_str_digits(0)
     try:
-        sim = Simulator(dut)
-        sim.add_clock(1e-8)
-        sim.add_testbench(testbench)
-        start = time.perf_counter()
-        if vcd:
-            with sim.write_vcd(str(vcd)):
-                sim.run()
-        else:
-            sim.run()
-        seconds = time.perf_counter() - start
+        seconds = run_testbench(dut, testbench, vcd)
     finally:
         sys.set_int_max_str_digits(old_limit)
     C = trainer.n_classes

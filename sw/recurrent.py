@@ -160,9 +160,17 @@ def _check_ids(ids, n_vocab, what="sequence"):
 
 
 class _Recurrent:
-    """Shared driver: ``init_state``/``step`` are defined by each model."""
+    """Shared driver: ``init_state``/``step`` are defined by each model (``w_in`` [H, V])."""
 
     integer = False
+
+    @property
+    def n_vocab(self):
+        return self.w_in.shape[1]
+
+    @property
+    def n_hidden(self):
+        return self.w_in.shape[0]
 
     def run(self, ids):
         """Logits of every step for one stream of character indices, from the zero state."""
@@ -192,14 +200,6 @@ class ElmanNet(_Recurrent):
     cell: str = "elman"
     logit_scale = 1.0
 
-    @property
-    def n_vocab(self):
-        return self.w_in.shape[1]
-
-    @property
-    def n_hidden(self):
-        return self.w_in.shape[0]
-
     def init_state(self, n):
         return np.zeros((n, self.n_hidden))
 
@@ -227,14 +227,6 @@ class SioConvNet(_Recurrent):
     context: bool = True
     cell: str = "sioconv"
     logit_scale = 1.0
-
-    @property
-    def n_vocab(self):
-        return self.w_in.shape[1]
-
-    @property
-    def n_hidden(self):
-        return self.w_in.shape[0]
 
     @property
     def decay(self):

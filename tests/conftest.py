@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 from hypothesis import settings
@@ -23,3 +25,17 @@ def random_model(rng, shape, fmt=QFormat(act_bits=4, weight_bits=6, bias_bits=16
         layers.append(IntLayer(w.astype(np.int64), b.astype(np.int64),
                                frac if frac is not None else int(rng.integers(1, 8))))
     return IntModel(fmt, tuple(layers), {"name": "random"})
+
+
+def clockprop(cwd, *args):
+    """Run the ``clockprop`` command line in ``cwd``, as a user would."""
+    return subprocess.run([sys.executable, "-m", "clockprop.sw.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def assert_clean_error(result, *needles):
+    """A failed command: non-zero exit, no traceback, a message naming ``needles``."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr

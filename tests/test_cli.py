@@ -1,24 +1,12 @@
 """The command line end to end, and its answers to bad input."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from conftest import assert_clean_error, clockprop
+
 QUICK = ["--set", "train.epochs=3", "--set", "reference.epochs=2"]
-
-
-def clockprop(cwd, *args):
-    return subprocess.run([sys.executable, "-m", "clockprop.sw.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-
-
-def assert_clean_error(result, *needles):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")

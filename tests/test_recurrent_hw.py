@@ -1,8 +1,6 @@
 """The recurrent core: gateware text == golden model text, one character per clock, the CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,6 +19,8 @@ from clockprop.sw.recurrent import (
     temperature_shift, train_recurrent,
 )
 from clockprop.sw.text import Vocab, iyoshi_corpus
+
+from conftest import assert_clean_error, clockprop
 
 CHARS = "abcdefgh"
 
@@ -180,18 +180,6 @@ def test_core_reports_cost(iyoshi_models):
 
 
 # -- the command line --------------------------------------------------------------------------
-
-
-def clockprop(cwd, *args):
-    return subprocess.run([sys.executable, "-m", "clockprop.sw.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-
-
-def assert_clean_error(result, *needles):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -24,47 +24,27 @@ from clockprop.sw.fileio import write_atomic                # noqa: E402
 from clockprop.sw.intmodel import IntModel                  # noqa: E402
 
 OUT = ROOT / "reports" / "bench"
-# Candidates for a UP5K digits model (act bits, weight bits, hidden units): the most accurate
-# one whose estimate fits is built.
-UP5K_CANDIDATES = [(3, 4, 16), (4, 3, 16), (3, 3, 16), (3, 3, 12)]
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def train(name, act, weight, hidden):
-    path = ROOT / "build" / name / "model.json"
-    if not path.exists():
-        args = ["train", "--out", str(path), "--set", f"name={name}",
-                "--set", f"format.act_bits={act}", "--set", f"format.weight_bits={weight}",
-                "--set", f"train.hidden=[{hidden}]", "--set", 'train.rule="csb"',
-                "--set", "train.epochs=60"]
-        if cli(args) != 0:
-            raise SystemExit(f"training {name} failed")
+def trained(config):
+    """The model of ``configs/<config>.toml``, trained unless it already is."""
+    path = ROOT / "build" / config / "model.json"
+    if not path.exists() and cli(["train", "--config", str(ROOT / "configs" / f"{config}.toml"),
+                                  "--out", str(path)]) != 0:
+        raise SystemExit(f"training {config} failed")
     return IntModel.load(path)
 
 
 def up5k_model():
-    from clockprop.boards.registry import get_board
-    from clockprop.sw.fit import check_fit
-    best = None
-    for act, weight, hidden in UP5K_CANDIDATES:
-        model = train(f"digits_up5k_a{act}w{weight}h{hidden}", act, weight, hidden)
-        fit = check_fit(model, get_board("icebreaker"), register_every=2, strict=False)
-        acc = model.meta["integer"]["test_acc"]
-        log(f"bench: {model.meta['name']}: integer accuracy {100 * acc:.2f}%, estimate "
-            f"{fit.need['lut']} LUT4 ({'fits' if fit.fits else 'too big'})")
-        if fit.fits and (best is None or acc > best.meta["integer"]["test_acc"]):
-            best = model
-    return best
+    return trained("digits_up5k")
 
 
 def default_model():
-    path = ROOT / "build" / "digits" / "model.json"
-    if not path.exists():
-        cli(["train", "--config", str(ROOT / "configs" / "digits.toml")])
-    return IntModel.load(path)
+    return trained("digits")
 
 
 def markdown(rows):

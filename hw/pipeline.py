@@ -38,9 +38,11 @@ class Pipeline(wiring.Component):
     model : IntModel
         The integer golden model (``sw.intmodel``) whose arithmetic this reproduces.
     register_every : int
-        Also register inside the adder trees and the argmax comparator tree after every this
-        many levels, for a higher fmax at the same throughput (0: the classic one clock per
-        layer).
+        Also register inside the adder trees after every this many adder levels, for a
+        higher fmax at the same throughput (0: the classic one clock per layer).
+    argmax_every : int
+        Register inside the argmax comparator tree after every this many comparator levels
+        (default 2: a few flip-flops that keep argmax off the critical path; 0: none).
     fold : sequence of int, optional
         Fold factor of every layer (1: fully parallel constant shift-adds). A layer with
         ``F > 1`` is a :class:`FoldedDenseLayer`: weights in a ROM, ``1/F`` of the logic,
@@ -54,11 +56,12 @@ class Pipeline(wiring.Component):
         ``cls`` and ``logits``; the logits equal ``model.forward`` exactly.
 
     Throughput one sample every ``self.interval`` clocks (1 unless folded). Latency
-    ``self.latency`` clocks: one per layer (more with ``register_every`` or folding) plus one
-    for argmax. Backpressure on ``o`` stalls the pipeline.
+    ``self.latency`` clocks: one per layer (more with ``register_every`` or folding) plus
+    ``self.argmax.latency`` for argmax (2 for 5 to 16 classes). Backpressure on ``o`` stalls
+    the pipeline.
     """
 
-    def __init__(self, model, *, register_every=0, fold=None):
+    def __init__(self, model, *, register_every=0, fold=None, argmax_every=2):
         self.model = model
         n = len(model.layers)
         fold = check_fold(model, fold)
@@ -69,7 +72,7 @@ class Pipeline(wiring.Component):
             for l, (layer, f) in enumerate(zip(model.layers, fold))]
         self.interval = max(layer.interval for layer in self.layers)
         self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes,
-                             register_every=register_every)
+                             register_every=argmax_every)
         self.latency = sum(layer.latency for layer in self.layers) + self.argmax.latency
         self.logit_shape = self.layers[-1].o.payload.shape().elem_shape
         super().__init__({

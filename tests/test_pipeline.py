@@ -145,3 +145,17 @@ def test_fold_must_divide_the_fan_in():
         check_fold(model, [4, 1])
     with pytest.raises(ClockpropError, match="one fold factor per layer"):
         check_fold(model, [2])
+
+
+@pytest.mark.parametrize("argmax_every, latency", [(0, 1), (1, 4), (2, 2), (3, 2)])
+def test_argmax_pipelining(argmax_every, latency):
+    from amaranth.hdl import signed
+    from clockprop.hw.argmax import Argmax
+    argmax = Argmax(signed(8), 10, register_every=argmax_every)
+    Fragment.get(argmax, None)
+    assert argmax.latency == latency
+    model = random_model(np.random.default_rng(6), [5, 10])
+    x = _edge_inputs(np.random.default_rng(6), model, 20)
+    result = simulate(model, x)                         # the default: argmax_every=2
+    np.testing.assert_array_equal(result.classes, model.predict(x))
+    assert result.latency == 1 + 2

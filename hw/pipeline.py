@@ -42,7 +42,7 @@ class Pipeline(wiring.Component):
         higher fmax at the same throughput (0: the classic one clock per layer).
     argmax_every : int
         Register inside the argmax comparator tree after every this many comparator levels
-        (default 2: a few flip-flops that keep argmax off the critical path; 0: none).
+        (default 1: a few flip-flops that keep argmax off the critical path; 0: none).
     fold : sequence of int, optional
         Fold factor of every layer (1: fully parallel constant shift-adds). A layer with
         ``F > 1`` is a :class:`FoldedDenseLayer`: weights in a ROM, ``1/F`` of the logic,
@@ -57,11 +57,11 @@ class Pipeline(wiring.Component):
 
     Throughput one sample every ``self.interval`` clocks (1 unless folded). Latency
     ``self.latency`` clocks: one per layer (more with ``register_every`` or folding) plus
-    ``self.argmax.latency`` for argmax (2 for 5 to 16 classes). Backpressure on ``o`` stalls
+    ``self.argmax.latency`` for argmax (4 for 9 to 16 classes). Backpressure on ``o`` stalls
     the pipeline.
     """
 
-    def __init__(self, model, *, register_every=0, fold=None, argmax_every=2):
+    def __init__(self, model, *, register_every=0, fold=None, argmax_every=1):
         self.model = model
         n = len(model.layers)
         fold = check_fold(model, fold)

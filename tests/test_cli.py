@@ -32,7 +32,7 @@ def test_flow_end_to_end(flow):
     assert g["test_acc"] == report["integer"]["test_acc"]
     assert g["test_acc"] > 0.5 and report["float"]["test_acc"] > 0.5
     assert report["reference"]["rule"] == "bp"
-    assert g["latency_cycles"] == 4 and g["samples_per_clock"] == 1   # 2 layers, argmax 2
+    assert g["latency_cycles"] == 6 and g["samples_per_clock"] == 1   # 2 layers, argmax 4
     assert report["resources"]["lut_estimate"] > 0
     for png in ("confusion.png", "learning_curve.png"):
         assert (cwd / "reports/tiny" / png).read_bytes()[:4] == b"\x89PNG"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ClockpropError
+from .fileio import write_atomic
 
 __all__ = ["main"]
 
@@ -121,11 +122,11 @@ def cmd_train(args):
 def cmd_export(args):
     from .intmodel import IntModel
     from ..hw.export import export
+    from ..hw.pipeline import check_fold
 
     model = IntModel.load(_model_path(args.model))
     name = model.meta.get("name", "model")
     out_dir = Path(args.out) if args.out else GATEWARE / name
-    from ..hw.pipeline import check_fold
     fold = check_fold(model, args.fold)
     paths = export(model, out_dir, name, register_every=args.register_every, fold=fold)
     _log(f"export: {', '.join(map(str, paths))}")
@@ -140,6 +141,7 @@ def _test_split(model):
 def cmd_sim(args):
     from .intmodel import IntModel
     from .mnist import check_image_size
+    from ..hw.pipeline import check_fold
     from ..sim.run import SIMULATOR_NAMES, choose_backend, simulate
 
     path = _model_path(args.model)
@@ -149,7 +151,6 @@ def cmd_sim(args):
     if args.limit:
         a, y = a[:args.limit], y[:args.limit]
     golden = model.forward(a)
-    from ..hw.pipeline import check_fold
     fold = check_fold(model, args.fold)
     backend = choose_backend(getattr(args, "backend", "auto"), model, len(a), vcd=args.vcd)
     _log(f"sim: streaming {len(a)} test samples through the gateware "
@@ -175,7 +176,6 @@ def cmd_sim(args):
         "predicted": result.classes.tolist(),
     }
     out = path.parent / "sim.json"
-    from .fileio import write_atomic
     write_atomic(out, json.dumps(summary) + "\n")
     _log(f"sim: gateware accuracy {100 * summary['test_acc']:.2f}%, "
          f"{summary['samples_equal']}/{len(a)} samples bit-exact with the golden model, "

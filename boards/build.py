@@ -240,11 +240,11 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
     write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
     write_atomic(out_dir / "report.md", format_report(report))
     if not report["timing_met"]:
-        _log(f"bitstream: warning: fmax {achieved} MHz is below the {top.freq / 1e6:g} MHz "
+        _log(f"bitstream: warning: fmax {achieved or 0:.1f} MHz is below the {top.freq / 1e6:g} MHz "
              f"clock; rebuild with --freq {int(achieved or 0)} or --register-every 2")
     _log(f"bitstream: {bitstream} in {report['build_seconds']} s: "
          f"{report['resources']['lut']['used']} LUT4, {report['resources']['ff']['used']} FF, "
-         f"{report['resources']['ebr']['used']} EBR, fmax {achieved} MHz "
+         f"{report['resources']['ebr']['used']} EBR, fmax {achieved or 0:.1f} MHz "
          f"(clock {top.freq / 1e6:g} MHz)")
     return report
 

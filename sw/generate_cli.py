@@ -10,13 +10,13 @@ curves of the run and of the same run with the context forced to zero, the ablat
 generated text goes to standard output; progress to standard error.
 """
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .document import load_document, save_document
 from .errors import ClockpropError
 from .fileio import write_atomic
 
@@ -67,11 +67,6 @@ def load_corpus(spec):
 # -- the model file ----------------------------------------------------------------------------
 
 
-def _digest(content):
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def save_recurrent(path, model, vocab, meta):
     """Write an integer recurrent model, its vocabulary and ``meta`` as one checked file."""
     from .recurrent import IntSioConv
@@ -82,15 +77,12 @@ def save_recurrent(path, model, vocab, meta):
     else:
         arrays.update(w=model.w)
         scalars = {"cell": meta.get("cell", "elman")}
-    content = {
-        "format": RECURRENT_FORMAT, "version": RECURRENT_VERSION,
+    save_document(path, RECURRENT_FORMAT, RECURRENT_VERSION, {
         "qformat": model.fmt.to_dict(), "vocab": "".join(vocab.chars),
         "frac": model.frac, "frac_out": model.frac_out, "context": model.context,
         **scalars, **{k: np.asarray(v).tolist() for k, v in arrays.items()},
         "meta": meta,
-    }
-    content["sha256"] = _digest(content)
-    write_atomic(path, json.dumps(content, ensure_ascii=False, separators=(",", ":")) + "\n")
+    })
 
 
 def load_recurrent(path):
@@ -98,24 +90,8 @@ def load_recurrent(path):
     from .qformat import QFormat
     from .recurrent import IntElman, IntSioConv
     from .text import Vocab
-    path = Path(path)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ClockpropError(f"recurrent model file {path} does not exist; train one with "
-                             f"'clockprop generate'") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ClockpropError(f"recurrent model file {path} is unreadable or truncated ({e}); "
-                             f"re-run 'clockprop generate' to train it again") from None
-    if not isinstance(content, dict) or content.get("format") != RECURRENT_FORMAT:
-        raise ClockpropError(f"{path} is not a clockprop recurrent model file")
-    version = content.get("version")
-    if not isinstance(version, int) or version > RECURRENT_VERSION:
-        raise ClockpropError(f"recurrent model file {path} has format version {version!r}, "
-                             f"newer than this clockprop reads ({RECURRENT_VERSION})")
-    if content.pop("sha256", None) != _digest(content):
-        raise ClockpropError(f"recurrent model file {path} fails its checksum (edited or "
-                             f"corrupted); train it again")
+    content = load_document(path, RECURRENT_FORMAT, RECURRENT_VERSION,
+                            "recurrent model file", "train it again with 'clockprop generate'")
     try:
         fmt = QFormat(**content["qformat"])
         vocab = Vocab(tuple(content["vocab"]))

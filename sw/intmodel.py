@@ -12,15 +12,12 @@ metadata (rule, dataset, split seed, accuracies, learning curve), guarded by a S
 its canonical content.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from .document import load_document, save_document
 from .errors import ClockpropError
-from .fileio import write_atomic
 from .qformat import QFormat
 
 __all__ = ["IntLayer", "IntModel", "FILE_FORMAT", "FILE_VERSION"]
@@ -107,46 +104,18 @@ class IntModel:
 
     # -- the model file -----------------------------------------------------------------
 
-    def _content(self):
-        return {
-            "format": FILE_FORMAT,
-            "version": FILE_VERSION,
+    def save(self, path):
+        save_document(path, FILE_FORMAT, FILE_VERSION, {
             "qformat": self.fmt.to_dict(),
             "layers": [{"frac": layer.frac, "weight": layer.weight.tolist(),
                         "bias": layer.bias.tolist()} for layer in self.layers],
             "meta": self.meta,
-        }
-
-    def save(self, path):
-        content = self._content()
-        content["sha256"] = _digest(content)
-        write_atomic(path, json.dumps(content, separators=(",", ":")) + "\n")
+        })
 
     @classmethod
     def load(cls, path):
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ClockpropError(f"model file {path} does not exist; train one with "
-                                 f"'clockprop train'") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ClockpropError(f"cannot read model file {path}: {e}") from None
-        try:
-            content = json.loads(text)
-        except json.JSONDecodeError:
-            raise ClockpropError(f"model file {path} is truncated or not JSON; "
-                                 f"re-run 'clockprop train'") from None
-        if not isinstance(content, dict) or content.get("format") != FILE_FORMAT:
-            raise ClockpropError(f"{path} is not a clockprop model file")
-        version = content.get("version")
-        if not isinstance(version, int) or version > FILE_VERSION:
-            raise ClockpropError(f"model file {path} has format version {version!r}, newer "
-                                 f"than this clockprop reads ({FILE_VERSION}); upgrade clockprop")
-        digest = content.pop("sha256", None)
-        if digest != _digest(content):
-            raise ClockpropError(f"model file {path} fails its checksum (edited or corrupted); "
-                                 f"re-run 'clockprop train'")
+        content = load_document(path, FILE_FORMAT, FILE_VERSION, "model file",
+                                "re-run 'clockprop train'")
         try:
             fmt = QFormat(**content["qformat"])
             layers = tuple(IntLayer(weight=np.array(d["weight"], dtype=np.int64).reshape(
@@ -156,8 +125,3 @@ class IntModel:
         except (KeyError, TypeError, ValueError) as e:
             raise ClockpropError(f"model file {path} is malformed: {e}") from None
         return cls(fmt, layers, content.get("meta", {}))
-
-
-def _digest(content):
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

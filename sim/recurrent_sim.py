@@ -10,6 +10,7 @@ import numpy as np
 
 from ..hw.recurrent import RecurrentCore
 from ..sw.errors import ClockpropError
+from ..sw.recurrent import prompt_ids
 from .pysim import run_testbench
 
 __all__ = ["GenSession", "GenResult", "simulate_generation", "generate_sim",
@@ -115,14 +116,7 @@ def generate_sim(model, vocab, prompt, n, shift=None, seed=0xACE1, vcd=None):
 
     Returns ``(text, result)``: the ``n`` generated characters and the :class:`GenResult`.
     """
-    if len(vocab) != model.n_vocab:
-        raise ClockpropError(f"the vocabulary has {len(vocab)} characters, the model "
-                             f"{model.n_vocab}")
-    if not isinstance(prompt, (str, bytes)) or not prompt:
-        raise ClockpropError("the prompt is empty; give at least one character to start from")
-    ids = vocab.encode(prompt, "prompt")
-    if not isinstance(n, int) or n < 0:
-        raise ClockpropError(f"the number of characters must be an integer >= 0, got {n!r}")
+    ids = prompt_ids(model, vocab, prompt, n)
     result = simulate_generation(model, [(ids, n)], shift=shift, seed=seed, vcd=vcd)
     return vocab.decode(result.sessions[0].ids), result
 

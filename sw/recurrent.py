@@ -69,7 +69,7 @@ __all__ = [
     "CELLS", "RecurrentConfig", "ElmanNet", "SioConvNet", "IntElman", "IntSioConv",
     "TrainResult", "train_recurrent", "quantize_recurrent", "bits_per_char", "accuracy",
     "Lfsr16", "LFSR_TAPS", "SAMPLE_PRECISION", "sample_index", "temperature_shift",
-    "generate", "class_tags", "decay_shifts_per_channel",
+    "generate", "prompt_ids", "class_tags", "decay_shifts_per_channel",
 ]
 
 CELLS = ("elman", "reservoir", "sioconv")
@@ -605,13 +605,8 @@ def temperature_shift(model, temperature=1.0):
     return max(0, int(round(math.log2(temperature * model.logit_scale * math.log(2)))))
 
 
-def generate(model, vocab, prompt, n, shift=None, seed=0xACE1):
-    """Feed ``prompt``, then generate ``n`` characters one per step, each fed back as input.
-
-    ``shift=None`` picks the argmax (float or integer model); an integer ``shift`` samples
-    with :func:`sample_index` from an :class:`Lfsr16` seeded with ``seed`` (integer model
-    only). Returns the ``n`` generated characters (without the prompt).
-    """
+def prompt_ids(model, vocab, prompt, n):
+    """The checked arguments of a generation: ``prompt`` as character ids for ``model``."""
     if len(vocab) != model.n_vocab:
         raise ClockpropError(f"the vocabulary has {len(vocab)} characters, the model "
                              f"{model.n_vocab}")
@@ -620,6 +615,17 @@ def generate(model, vocab, prompt, n, shift=None, seed=0xACE1):
     ids = vocab.encode(prompt, "prompt")
     if not isinstance(n, int) or n < 0:
         raise ClockpropError(f"the number of characters must be an integer >= 0, got {n!r}")
+    return ids
+
+
+def generate(model, vocab, prompt, n, shift=None, seed=0xACE1):
+    """Feed ``prompt``, then generate ``n`` characters one per step, each fed back as input.
+
+    ``shift=None`` picks the argmax (float or integer model); an integer ``shift`` samples
+    with :func:`sample_index` from an :class:`Lfsr16` seeded with ``seed`` (integer model
+    only). Returns the ``n`` generated characters (without the prompt).
+    """
+    ids = prompt_ids(model, vocab, prompt, n)
     if shift is not None and not model.integer:
         raise ClockpropError("sampling runs on the integer model; quantize first, or use "
                              "argmax (shift=None)")

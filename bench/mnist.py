@@ -3,10 +3,10 @@
 1. The default MNIST model (configs/mnist.toml, meant for an ECP5-85F) and the UP5K model
    (configs/mnist_up5k.toml): float and integer test accuracy of the local rule, backprop
    (the config's [reference]) on the same split beside it.
-2. Hardware estimates of both: ``Pipeline(model, fold=...).estimate()`` (LUT4, FF, ROM bits)
-   and the block RAMs the weight ROMs need, against the device (ECP5-85F: 84k LUT4,
-   208 x 18 kbit EBR; UP5K: 5280 LUT4, 30 x 4 kbit EBR). Estimates, not synthesis: fmax is
-   not measured here.
+2. Hardware: the fit estimate of each board top, folded as its config's [hardware] says
+   (LUT4, FF, and the block RAMs of the weight ROMs), against its board (ULX3S ECP5-85F:
+   84k LUT4, 208 x 18 kbit EBR; iCEBreaker UP5K: 5280 LUT4, 30 x 4 kbit EBR); with
+   ``--synth`` also the yowasp build of both board tops: resources and fmax.
 3. Bit-exactness: the gateware of both models simulated (Verilator when installed, else the
    Amaranth simulator on the first ``--sim-samples`` test samples) against the golden model.
 4. Trainer throughput on the default MNIST net: numpy, PyTorch on the CPU, CUDA when present.
@@ -17,7 +17,6 @@ Run: `.venv/bin/python bench/mnist.py` (about 10 min on 2 busy cores). The MNIST
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clockprop.hw.pipeline import Pipeline
+from clockprop.hw.pipeline import Pipeline, hardware_options
 from clockprop.sw.config import load_config
 from clockprop.sw.datasets import load_dataset
 from clockprop.sw.errors import ClockpropError
@@ -37,62 +36,43 @@ from clockprop.sw.train import train
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "bench"
 
-# Block RAM geometry: (blocks, bits per block, widest port at depths up to `depth`)
-DEVICES = {
-    "ECP5-85F": {"lut4": 83640, "ebr": 208, "ebr_bits": 18432, "ebr_shapes": (
-        (512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))},
-    "UP5K": {"lut4": 5280, "ebr": 30, "ebr_bits": 4096, "ebr_shapes": (
-        (256, 16), (512, 8), (1024, 4), (2048, 2))},
-}
-
 MODELS = {
-    "ECP5-85F": {"config": "configs/mnist.toml", "target": 0.95},
-    "UP5K": {"config": "configs/mnist_up5k.toml", "target": 0.90},
+    "ECP5-85F": {"config": "configs/mnist.toml", "target": 0.95, "board": "ulx3s"},
+    "UP5K": {"config": "configs/mnist_up5k.toml", "target": 0.90, "board": "icebreaker"},
 }
 
 
-def ebr_blocks(depth, width, shapes):
-    """Blocks for a ``depth x width`` ROM: the widest block shape that is deep enough."""
-    for d, w in shapes:
-        if depth <= d:
-            return math.ceil(width / w)
-    d, w = shapes[-1]
-    return math.ceil(width / w) * math.ceil(depth / d)
+def hardware(model, fold, board_name):
+    """The fit estimate of the board top (pipeline, UART, frame buffer, weight ROMs; no
+    self-test split) on the model's board."""
+    from clockprop.boards.registry import get_board
+    from clockprop.sw.fit import check_fit, rom_ebr
 
-
-def hardware(model, fold, device):
+    board = get_board(board_name)
+    fit = check_fit(model, board, fold=fold, strict=False)
     pipe = Pipeline(model, fold=fold)
     cost = pipe.estimate()
-    spec = DEVICES[device]
-    blocks = 0
-    for layer, f in zip(pipe.layers, fold):
-        if f > 1:
-            width = layer.rom_bits // f
-            blocks += ebr_blocks(f, width, spec["ebr_shapes"])
-    return {"fold": list(fold), "lut4_estimate": cost.lut, "ff_estimate": cost.ff,
-            "rom_bits": cost.rom_bits, "ebr_blocks": blocks, "device_lut4": spec["lut4"],
-            "device_ebr": spec["ebr"], "interval_clocks": pipe.interval,
-            "latency_clocks": pipe.latency,
-            "fits": cost.lut <= spec["lut4"] and cost.ff <= spec["lut4"]
-            and blocks <= spec["ebr"]}
+    return {"fold": list(fold), "board": board.name, "device": board.capacity.device,
+            "lut4_estimate": fit.need["lut"], "ff_estimate": fit.need["ff"],
+            "rom_bits": cost.rom_bits, "ebr_blocks": fit.need["ebr"],
+            "rom_ebr_blocks": rom_ebr(model, fold, board.capacity),
+            "device_lut4": board.capacity.lut, "device_ebr": board.capacity.ebr,
+            "interval_clocks": pipe.interval, "latency_clocks": pipe.latency,
+            "fits": fit.fits}
 
 
-# sim/verilator.py's clock limit, (n + latency + 16) * 20, does not count a folded pipeline's
-# interval yet; runs of VERILATOR_CHUNK samples stay under it (the build is cached, so each
-# chunk only starts the compiled simulator again).
-VERILATOR_CHUNK = 8
-
-
-def _verilator(model, a, fold):
-    from clockprop.sim.run import simulate
-
-    logits, classes = [], []
-    for i in range(0, len(a), VERILATOR_CHUNK):
-        r = simulate(model, a[i:i + VERILATOR_CHUNK], backend="verilator", fold=fold,
-                     log=lambda msg: print(f"mnist: {msg}", file=sys.stderr, flush=True))
-        logits.append(r.logits)
-        classes.append(r.classes)
-    return np.concatenate(logits), np.concatenate(classes)
+def synthesize(model, fold, board_name, timeout):
+    """Build the board top (no self-test split) with the yowasp tools: resources and fmax."""
+    from clockprop.boards.build import build
+    try:
+        r = build(model, board_name, fold=fold, selftest=False, timeout=timeout,
+                  out_dir=ROOT / "build" / "bench_mnist" / board_name)
+    except ClockpropError as e:
+        print(f"mnist: synthesis for {board_name} failed: {e}", file=sys.stderr, flush=True)
+        return {"error": str(e)}
+    return {k: r[k] for k in ("resources", "fmax_mhz", "pll_mhz", "timing_met",
+                              "throughput_msamples_s", "samples_per_clock", "latency_cycles",
+                              "build_seconds")}
 
 
 def bit_exact(model, a, y, fold, n_pysim):
@@ -104,8 +84,10 @@ def bit_exact(model, a, y, fold, n_pysim):
     backend, note = "pysim", "Verilator not installed"
     if verilator.available():
         try:
-            logits, classes = _verilator(model, a, fold)
-            backend, note = "verilator", f"in runs of {VERILATOR_CHUNK} samples"
+            r = simulate(model, a, backend="verilator", fold=fold,
+                         log=lambda msg: print(f"mnist: {msg}", file=sys.stderr, flush=True))
+            logits, classes = r.logits, r.classes
+            backend, note = "verilator", "build included"
         except ClockpropError as e:
             note = f"Verilator failed: {e}"
             print(f"mnist: {note}; falling back to pysim", file=sys.stderr, flush=True)
@@ -123,7 +105,7 @@ def bit_exact(model, a, y, fold, n_pysim):
             "seconds": time.perf_counter() - start}
 
 
-def evaluate(name, spec, n_pysim, skip_sim):
+def evaluate(name, spec, n_pysim, skip_sim, synth_timeout):
     run = load_config(ROOT / spec["config"])
     data = load_dataset(run.dataset, run.split_seed)
     a_test = run.fmt.quantize_input(data.x_test)
@@ -144,24 +126,17 @@ def evaluate(name, spec, n_pysim, skip_sim):
         row["reference"] = {"rule": run.reference.rule, "config": run.reference.to_dict(),
                             "shape": [data.n_inputs] + [len(b) for b in ref.net.biases],
                             "float_test_acc": ref.net.accuracy(data.x_test, data.y_test)}
-    fold = fold_for(model)
-    row["hardware"] = hardware(model, fold, name)
+    model.meta["config"] = run.to_dict()
+    _, fold = hardware_options(model)
+    row["hardware"] = hardware(model, fold, spec["board"])
     if not skip_sim:
         row["gateware"] = bit_exact(model, a_test, data.y_test, fold, n_pysim)
+    if synth_timeout:
+        row["synthesis"] = synthesize(model, fold, spec["board"], synth_timeout)
     print(f"mnist [{name}]: float {100 * row['float_test_acc']:.2f}%, integer "
           f"{100 * row['int_test_acc']:.2f}%, ~{row['hardware']['lut4_estimate']} LUT4",
           file=sys.stderr, flush=True)
     return run, data, row
-
-
-def fold_for(model):
-    """Fold factors for one input per clock in the first layer: every layer folds as far as
-    that interval allows (the largest divisor of its fan-in not above ``n_inputs``), since a
-    pipeline runs at its slowest layer's pace anyway. Folded layers keep their weights in a
-    ROM and need one shift-add row per neuron instead of one per weight."""
-    interval = model.n_inputs
-    return [max(f for f in range(1, min(layer.n_in, interval) + 1) if layer.n_in % f == 0)
-            for layer in model.layers]
 
 
 def throughput(run, data, epochs):
@@ -201,11 +176,17 @@ def main(argv=None):
                     help="test samples simulated when only pysim is available")
     ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--throughput-epochs", type=int, default=1)
+    ap.add_argument("--synth", action="store_true",
+                    help="also build both board tops with the yowasp tools (slow)")
+    ap.add_argument("--synth-timeout", type=float, default=3600,
+                    help="toolchain time limit per build, s")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     models, runs = {}, {}
     for name, spec in MODELS.items():
-        runs[name], data, models[name] = evaluate(name, spec, args.sim_samples, args.skip_sim)
+        runs[name], data, models[name] = evaluate(
+            name, spec, args.sim_samples, args.skip_sim,
+            args.synth_timeout if args.synth else None)
         if name == "ECP5-85F":
             speed = throughput(runs[name], data, args.throughput_epochs)
     ecp5, up5k = models["ECP5-85F"], models["UP5K"]
@@ -220,6 +201,9 @@ def main(argv=None):
             args.throughput_epochs, "cpu_cores": os.cpu_count(),
         "seconds": time.perf_counter() - start,
         "targets": {
+            **({"ecp5_synthesized": "fmax_mhz" in ecp5.get("synthesis", {}),
+                "up5k_synthesized": "fmax_mhz" in up5k.get("synthesis", {})}
+               if args.synth else {}),
             "best_local_rule_float_ge_95_subset": ecp5["float_test_acc"] >= 0.95,
             "gateware_bit_exact_ecp5": within(ecp5),
             "gateware_bit_exact_up5k": within(up5k),
@@ -256,8 +240,20 @@ def markdown(result):
                      f"{h['device_lut4']}, {h['ff_estimate']} FF, {h['rom_bits']} ROM bits in "
                      f"{h['ebr_blocks']} of {h['device_ebr']} EBR; one sample every "
                      f"{h['interval_clocks']} clocks, latency {h['latency_clocks']} clocks; "
-                     f"{'fits' if h['fits'] else 'does NOT fit'} (estimate; fmax not "
-                     f"measured, no synthesis run)")
+                     f"{'fits' if h['fits'] else 'does NOT fit'} {h['board']} (estimate)")
+        syn = m.get("synthesis")
+        if syn and "error" in syn:
+            lines.append(f"- synthesis on {h['board']}: failed: {syn['error']}")
+        elif syn:
+            res = syn["resources"]
+            lines.append(
+                f"- synthesis on {h['board']} (yowasp yosys + nextpnr, {syn['build_seconds']:.0f}"
+                f" s): {res['lut']['used']}/{res['lut']['available']} LUT4, "
+                f"{res['ff']['used']} FF, {res['ebr']['used']}/{res['ebr']['available']} EBR, "
+                f"{res['dsp']['used']} DSP; fmax {syn['fmax_mhz']:.1f} MHz (PLL "
+                f"{syn['pll_mhz']:g} MHz, {'met' if syn['timing_met'] else 'NOT met'}); "
+                f"{syn['throughput_msamples_s']:.3f} Msamples/s at fmax "
+                f"(one sample every {round(1 / syn['samples_per_clock'])} clocks)")
         g = m.get("gateware")
         if g:
             lines.append(f"- gateware ({g['simulator']}, {g['note']}; {g['n_samples']} test "

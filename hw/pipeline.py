@@ -10,7 +10,7 @@ from .arith import Cost
 from .dense import DenseLayer
 from .folded import FoldedDenseLayer
 
-__all__ = ["Pipeline", "check_fold"]
+__all__ = ["Pipeline", "check_fold", "hardware_options"]
 
 
 def check_fold(model, fold):
@@ -28,6 +28,18 @@ def check_fold(model, fold):
             raise ClockpropError(f"fold factor {f!r} of layer {l} does not divide its "
                                  f"fan-in {layer.n_in}; choose a divisor of {layer.n_in}")
     return fold
+
+
+def hardware_options(model, *, register_every=None, fold=None):
+    """``(register_every, fold)`` to build ``model`` with: the options given, else those of
+    the model's config (its ``[hardware]`` table), else the fully parallel pipeline with one
+    clock per layer. The fold factors are checked (:func:`check_fold`)."""
+    hw = (model.meta.get("config") or {}).get("hardware") or {}
+    if register_every is None:
+        register_every = hw.get("register_every", 0)
+    if fold is None:
+        fold = hw.get("fold")
+    return register_every, check_fold(model, fold)
 
 
 class Pipeline(wiring.Component):

@@ -39,8 +39,9 @@ class SelfTest(wiring.Component):
     busy, done : ``Out(1)``
         ``busy`` while replaying; ``done`` high from the end of a run to the next ``start``.
     correct, total, cycles : ``Out(32)``
-        Correct predictions, results seen, and clocks from the first sample offered to
-        the last result taken (``N + latency`` when the pipeline never stalls).
+        Correct predictions, results seen, and clocks from ``start`` to ``done``
+        (``N + latency + 2`` when the pipeline never stalls: the sample memory's read and
+        the comparison's register).
     o : ``Out(stream.Signature(ArrayLayout(unsigned(act_bits), n_in)))``
         Samples to the pipeline; ``o.valid`` stays high while the pipeline is ready.
     i : ``In(stream.Signature(result_layout(logit_shape, n_classes)))``
@@ -106,16 +107,23 @@ class SelfTest(wiring.Component):
             with m.If(running & (addr < n)):
                 m.d.sync += addr.eq(addr + 1)
 
-        # Results arrive in order, so result ``seen`` is compared with label ``seen``. The
-        # label port reads one ahead (the address that ``seen`` will have next clock).
+        # Results arrive in order, so result ``seen`` is compared with label ``seen``. A
+        # result is registered while its label is read, and compared on the next clock: no
+        # path from the pipeline's output into the label memory's address.
         take = Signal()
-        m.d.comb += take.eq(running & self.i.valid)
-        m.d.comb += label_rd.addr.eq(seen + take)
+        r_take = Signal()
+        r_last = Signal()
+        r_cls = Signal.like(self.i.payload.cls)
+        m.d.comb += [take.eq(running & self.i.valid), label_rd.addr.eq(seen)]
+        m.d.sync += [r_take.eq(take), r_last.eq(take & (seen == n - 1)),
+                     r_cls.eq(self.i.payload.cls)]
         with m.If(take):
-            m.d.sync += [seen.eq(seen + 1), self.total.eq(self.total + 1)]
-            with m.If(self.i.payload.cls == label_rd.data):
+            m.d.sync += seen.eq(seen + 1)
+        with m.If(r_take):
+            m.d.sync += self.total.eq(self.total + 1)
+            with m.If(r_cls == label_rd.data):
                 m.d.sync += self.correct.eq(self.correct + 1)
-            with m.If(seen == n - 1):
+            with m.If(r_last):
                 m.d.sync += [running.eq(0), self.done.eq(1)]
         with m.If(running):
             m.d.sync += self.cycles.eq(self.cycles + 1)

@@ -139,8 +139,9 @@ class SimTransport(Transport):
             raise ValueError("SimTransport is closed")
 
 
-def simulated_board(model, *, divisor=4, register_every=0, selftest=None, **kwargs):
+def simulated_board(model, *, divisor=4, register_every=0, fold=None, selftest=None,
+                    **kwargs):
     """A :class:`SimTransport` to a fresh :class:`DeviceCore` for ``model``."""
-    core = DeviceCore(model, divisor=divisor, register_every=register_every,
+    core = DeviceCore(model, divisor=divisor, register_every=register_every, fold=fold,
                       selftest=selftest)
     return SimTransport(core, **kwargs)

@@ -2,8 +2,11 @@
 
     clockprop boards                                          the supported boards
     clockprop fit       MODEL [--board B]                     resource estimate vs capacity
-    clockprop bitstream MODEL --board B [--freq MHZ] [--register-every K]
+    clockprop bitstream MODEL --board B [--freq MHZ] [--register-every K] [--fold F,...]
                                                               -> build/<name>/<board>/top.bin|bit
+                                                              (a recurrent model file:
+                                                              the text generator top,
+                                                              [--shift S] [--lfsr-seed N])
     clockprop program   MODEL --board B                       load that bitstream
     clockprop run       MODEL --port PORT [--limit N]         stream the test split, print
                                                               accuracy and throughput
@@ -12,6 +15,7 @@
 
 ``--port sim`` runs ``run`` / ``selftest`` against the simulated board top (the same
 :class:`BoardClient` code, through :class:`clockprop.sim.top_sim.SimTransport`).
+``--register-every`` and ``--fold`` default to the model's ``[hardware]`` config.
 """
 
 import json
@@ -118,12 +122,19 @@ def _test_split(model):
     return model.fmt.quantize_input(data.x_test), data.y_test
 
 
+def _hardware(args, model):
+    from ..hw.pipeline import hardware_options
+    return hardware_options(model, register_every=getattr(args, "register_every", None),
+                            fold=getattr(args, "fold", None))
+
+
 def _open_link(args, model, selftest_split=None):
     from .transport import Link, SerialTransport
     if args.port == "sim":
         from ..sim.top_sim import simulated_board
         _log("link: simulated board top (Amaranth simulator, UART model)")
-        transport = simulated_board(model, register_every=args.register_every,
+        register_every, fold = _hardware(args, model)
+        transport = simulated_board(model, register_every=register_every, fold=fold,
                                     selftest=selftest_split, baud=args.baud)
         # The simulator is slower than the line it models: wall-clock timeouts stretch.
         return Link(transport, timeout=max(args.timeout, 600.0), retries=args.retries)
@@ -161,11 +172,12 @@ def cmd_fit(args):
     from .fit import check_fit
 
     model = _load(args.model)
+    register_every, fold = _hardware(args, model)
     boards = [get_board(args.board)] if args.board else list(BOARDS.values())
     rows = []
     for board in boards:
-        n = len(selftest_split(model, board)[0]) if args.selftest else 0
-        fit = check_fit(model, board, register_every=args.register_every,
+        n = len(selftest_split(model, board, fold=fold)[0]) if args.selftest else 0
+        fit = check_fit(model, board, register_every=register_every, fold=fold,
                         selftest_samples=n, strict=bool(args.board))
         rows.append(fit.to_dict() | {"selftest_samples": n})
         need, have = fit.need, fit.available
@@ -177,11 +189,28 @@ def cmd_fit(args):
     return rows
 
 
+def _recurrent_model(arg):
+    """The recurrent model file that ``arg`` names (a file, or a name with a
+    ``build/<name>/recurrent.json`` and no ``model.json``), or ``None``."""
+    from .generate_cli import is_recurrent_file
+    path = Path(arg)
+    if not path.exists() and not (Path("build") / arg / "model.json").exists():
+        path = Path("build") / arg / "recurrent.json"
+    return path if is_recurrent_file(path) else None
+
+
 def cmd_bitstream(args):
     from ..boards.build import build
+    recurrent = _recurrent_model(args.model)
+    if recurrent is not None:                    # a text generator: the recurrent top
+        from .generate_cli import bitstream_recurrent
+        return bitstream_recurrent(recurrent, args)
+    if args.shift is not None or args.temperature is not None:
+        raise ClockpropError("--shift and --temperature apply to recurrent models only")
     model = _load(args.model)
+    register_every, fold = _hardware(args, model)
     return build(model, args.board, freq=args.freq * 1e6 if args.freq else None,
-                 baud=args.baud, register_every=args.register_every,
+                 baud=args.baud, register_every=register_every, fold=fold,
                  selftest=not args.no_selftest, out_dir=args.out, timeout=args.timeout)
 
 
@@ -189,8 +218,14 @@ def cmd_program(args):
     from ..boards.build import program
     from ..boards.registry import get_board
     board = get_board(args.board)
+    recurrent = None if args.bitstream else _recurrent_model(args.model)
     if args.bitstream:
         bitstream = Path(args.bitstream)
+    elif recurrent is not None:
+        from .generate_cli import load_recurrent
+        name = load_recurrent(recurrent)[2].get("name", recurrent.parent.name)
+        bitstream = Path("build") / name / board.name / (
+            "top.bin" if board.family == "ice40" else "top.bit")
     else:
         model = _load(args.model)
         bitstream = _model_path_dir(model) / board.name / (
@@ -229,7 +264,8 @@ def cmd_selftest(args):
     model = _load(args.model)
     if args.port == "sim":
         if args.board:
-            split = selftest_split(model, get_board(args.board))
+            split = selftest_split(model, get_board(args.board),
+                                   fold=_hardware(args, model)[1])
         else:
             split = _test_split(model)
         if args.limit:
@@ -259,6 +295,8 @@ def cmd_selftest(args):
 # -- the parser -------------------------------------------------------------------------
 
 def register(sub):
+    from .cli import hardware_args
+
     def model_arg(sp, required=True):
         sp.add_argument("model", nargs=None if required else "?", default="digits",
                         help="model file or name (default digits)")
@@ -274,8 +312,7 @@ def register(sub):
         sp.add_argument("--timeout", type=float, default=2.0,
                         help="seconds to wait for each answer (default 2)")
         sp.add_argument("--retries", type=int, default=3)
-        sp.add_argument("--register-every", type=int, default=0, metavar="K",
-                        help="with --port sim: the pipeline variant to simulate")
+        hardware_args(sp)
 
     sp = sub.add_parser("boards", help="list the supported boards")
     sp.set_defaults(func=cmd_boards)
@@ -283,7 +320,7 @@ def register(sub):
     sp = sub.add_parser("fit", help="estimate LUT/FF/EBR/DSP and check a model fits boards")
     model_arg(sp)
     board_arg(sp, required=False)
-    sp.add_argument("--register-every", type=int, default=0, metavar="K")
+    hardware_args(sp)
     sp.add_argument("--no-selftest", dest="selftest", action="store_false",
                     help="leave the stored test split out")
     sp.set_defaults(func=cmd_fit)
@@ -293,9 +330,15 @@ def register(sub):
     board_arg(sp, required=True)
     sp.add_argument("--freq", type=float, help="pipeline clock in MHz (default: the board's)")
     sp.add_argument("--baud", type=int, default=115200)
-    sp.add_argument("--register-every", type=int, default=0, metavar="K",
-                    help="pipeline registers every K adder levels (0: one clock per layer)")
+    hardware_args(sp)
     sp.add_argument("--no-selftest", action="store_true", help="no test split on chip")
+    how = sp.add_mutually_exclusive_group()
+    how.add_argument("--shift", type=int, help="recurrent model: sample with this integer "
+                                               "temperature shift (default: argmax)")
+    how.add_argument("--temperature", type=float,
+                     help="recurrent model: sample at this softmax temperature")
+    sp.add_argument("--lfsr-seed", type=int, default=0xACE1,
+                    help="recurrent model: LFSR seed for sampling")
     sp.add_argument("--out", help="output folder (default build/<name>/<board>/)")
     sp.add_argument("--timeout", type=float, default=None, help="toolchain time limit, s")
     sp.set_defaults(func=cmd_bitstream)

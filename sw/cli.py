@@ -61,6 +61,17 @@ def _fold(text):
                                          f"one per layer (for example 4,1), got {text!r}")
 
 
+def hardware_args(sp):
+    """``--register-every`` and ``--fold``; left out, they come from the model's config
+    (its ``[hardware]`` table, see :func:`clockprop.hw.pipeline.hardware_options`)."""
+    sp.add_argument("--register-every", type=int, default=None, metavar="K",
+                    help="pipeline registers every K adder levels (0: one clock per layer; "
+                         "default: the model's [hardware] setting, else 0)")
+    sp.add_argument("--fold", type=_fold, metavar="F,F,...",
+                    help="fold factor per layer (default: the model's [hardware] setting, "
+                         "else 1: fully parallel)")
+
+
 def _model_path(arg):
     path = Path(arg)
     if path.suffix == ".json" or path.exists():
@@ -122,13 +133,14 @@ def cmd_train(args):
 def cmd_export(args):
     from .intmodel import IntModel
     from ..hw.export import export
-    from ..hw.pipeline import check_fold
+    from ..hw.pipeline import hardware_options
 
     model = IntModel.load(_model_path(args.model))
     name = model.meta.get("name", "model")
     out_dir = Path(args.out) if args.out else GATEWARE / name
-    fold = check_fold(model, args.fold)
-    paths = export(model, out_dir, name, register_every=args.register_every, fold=fold)
+    register_every, fold = hardware_options(model, register_every=args.register_every,
+                                            fold=args.fold)
+    paths = export(model, out_dir, name, register_every=register_every, fold=fold)
     _log(f"export: {', '.join(map(str, paths))}")
 
 
@@ -141,7 +153,7 @@ def _test_split(model):
 def cmd_sim(args):
     from .intmodel import IntModel
     from .mnist import check_image_size
-    from ..hw.pipeline import check_fold
+    from ..hw.pipeline import hardware_options
     from ..sim.run import SIMULATOR_NAMES, choose_backend, simulate
 
     path = _model_path(args.model)
@@ -151,12 +163,13 @@ def cmd_sim(args):
     if args.limit:
         a, y = a[:args.limit], y[:args.limit]
     golden = model.forward(a)
-    fold = check_fold(model, args.fold)
+    register_every, fold = hardware_options(model, register_every=args.register_every,
+                                            fold=args.fold)
     backend = choose_backend(getattr(args, "backend", "auto"), model, len(a), vcd=args.vcd)
     _log(f"sim: streaming {len(a)} test samples through the gateware "
          f"({SIMULATOR_NAMES[backend]})")
     extra = {"log": lambda msg: _log(f"sim: {msg}")} if backend == "verilator" else {}
-    result = simulate(model, a, backend=backend, register_every=args.register_every,
+    result = simulate(model, a, backend=backend, register_every=register_every,
                       fold=fold, vcd=args.vcd,
                       progress=lambda done, total: _log(f"sim: {done}/{total} samples"),
                       **extra)
@@ -170,7 +183,7 @@ def cmd_sim(args):
         "latency_cycles": result.latency, "samples_per_clock": 1 / max(fold),
         "fold": fold, "cycles": result.cycles,
         "sim_seconds": result.seconds, "sim_cycles_per_s": result.cycles_per_second,
-        "register_every": args.register_every,
+        "register_every": register_every,
         **({"build_seconds": result.build_seconds, "build_cached": result.cached}
            if backend == "verilator" else {}),
         "predicted": result.classes.tolist(),
@@ -230,8 +243,8 @@ def cmd_report(args):
 def cmd_flow(args):
     start = time.perf_counter()
     model = cmd_train(args)
-    step = argparse.Namespace(model=str(model), out=None, register_every=0, fold=None, limit=0,
-                              vcd=None)
+    step = argparse.Namespace(model=str(model), out=None, register_every=None, fold=None,
+                              limit=0, vcd=None)
     cmd_export(step)
     cmd_sim(step)
     cmd_report(step)
@@ -259,18 +272,13 @@ def _parser():
     sp = sub.add_parser("export", help="write the gateware (Verilog, RTLIL) of a model")
     sp.add_argument("model", help="model file or name")
     sp.add_argument("--out", help="output folder (default gateware/<name>/)")
-    sp.add_argument("--register-every", type=int, default=0, metavar="K",
-                    help="pipeline registers every K adder levels (default 0: one per layer)")
-    sp.add_argument("--fold", type=_fold, metavar="F,F,...",
-                    help="fold factor per layer (default 1: fully parallel)")
+    hardware_args(sp)
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("sim", help="simulate the gateware over the test split, bit-exactly")
     sp.add_argument("model", help="model file or name")
     sp.add_argument("--limit", type=int, default=0, help="only the first N test samples")
-    sp.add_argument("--register-every", type=int, default=0, metavar="K")
-    sp.add_argument("--fold", type=_fold, metavar="F,F,...",
-                    help="fold factor per layer (default 1: fully parallel)")
+    hardware_args(sp)
     sp.add_argument("--vcd", help="write a waveform file (pysim backend only)")
     sp.add_argument("--backend", choices=("auto", "pysim", "verilator"), default="auto",
                     help="simulator: Amaranth's Python simulator, Verilator (compiled, for "
@@ -300,7 +308,7 @@ COMMAND_MODULES = [".generate_cli", ".train_cli", ".board_cli"]
 def main(argv=None):
     args = _parser().parse_args(argv)
     for name in ("register_every", "limit"):
-        if getattr(args, name, 0) < 0:
+        if (getattr(args, name, 0) or 0) < 0:
             _log(f"clockprop: error: --{name.replace('_', '-')} must be >= 0")
             return 2
     try:

@@ -15,6 +15,10 @@
     [reference]                # optional: a float reference trained on the same split
     rule = "bp"
     hidden = [80]
+
+    [hardware]                 # optional: the pipeline variant the board commands build
+    fold = [64, 1]             # fold factor per layer (default: all 1, fully parallel)
+    register_every = 2         # adder-tree registers every k levels (default 0)
 """
 
 import re
@@ -27,7 +31,33 @@ from .errors import ClockpropError
 from .qformat import QFormat
 from .train import TrainConfig, config_from_dict
 
-__all__ = ["RunConfig", "load_config"]
+__all__ = ["HardwareConfig", "RunConfig", "load_config"]
+
+
+def _count(value, minimum):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """How to build the gateware: ``fold`` (one factor per layer, None: all 1) and
+    ``register_every`` (:class:`~clockprop.hw.pipeline.Pipeline`). Whether each fold factor
+    divides its layer's fan-in is checked once the model exists."""
+    fold: tuple | None = None
+    register_every: int = 0
+
+    def __post_init__(self):
+        if self.fold is not None and (not isinstance(self.fold, (list, tuple)) or not all(
+                _count(f, 1) for f in self.fold)):
+            raise ClockpropError(f"config [hardware]: fold must be a list of positive "
+                                 f"integers, one per layer, got {self.fold!r}")
+        if not _count(self.register_every, 0):
+            raise ClockpropError(f"config [hardware]: register_every must be a non-negative "
+                                 f"integer, got {self.register_every!r}")
+
+    def to_dict(self):
+        return {"fold": list(self.fold) if self.fold else None,
+                "register_every": self.register_every}
 
 
 @dataclass(frozen=True)
@@ -38,6 +68,7 @@ class RunConfig:
     fmt: QFormat = field(default_factory=QFormat)
     train: TrainConfig = field(default_factory=TrainConfig)
     reference: TrainConfig | None = None
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}",
@@ -56,11 +87,12 @@ class RunConfig:
     def to_dict(self):
         return {"name": self.name, "dataset": self.dataset, "split_seed": self.split_seed,
                 "format": self.fmt.to_dict(), "train": self.train.to_dict(),
-                "reference": self.reference.to_dict() if self.reference else None}
+                "reference": self.reference.to_dict() if self.reference else None,
+                "hardware": self.hardware.to_dict()}
 
 
-_TABLES = ("format", "train", "reference")
-_TOP = {f.name for f in fields(RunConfig)} - {"fmt", "train", "reference"}
+_TABLES = ("format", "train", "reference", "hardware")
+_TOP = {f.name for f in fields(RunConfig)} - {"fmt", "train", "reference", "hardware"}
 
 
 def from_dict(d, overrides=None):
@@ -87,7 +119,16 @@ def from_dict(d, overrides=None):
                              f"known: {', '.join(sorted(known_fmt))}")
     train, reference = (_train_config(tables[k], k) if tables[k] or k == "train" else None
                         for k in ("train", "reference"))
-    return RunConfig(fmt=QFormat(**fmt), train=train, reference=reference, **top)
+    hardware = tables["hardware"]
+    known_hw = {f.name for f in fields(HardwareConfig)}
+    unknown = sorted(set(hardware) - known_hw)
+    if unknown:
+        raise ClockpropError(f"config: unknown [hardware] setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known_hw))}")
+    if isinstance(hardware.get("fold"), list):
+        hardware["fold"] = tuple(hardware["fold"])
+    return RunConfig(fmt=QFormat(**fmt), train=train, reference=reference,
+                     hardware=HardwareConfig(**hardware), **top)
 
 
 def _train_config(table, section):

@@ -3,7 +3,8 @@
 The pipeline's LUT/FF tally comes from its own elaboration (:meth:`Pipeline.estimate`, one
 LUT4 per adder bit); the board top around it (UART, frame codec, request handler, self-test
 control) adds a fixed overhead measured from small builds; block RAM is counted from the
-shapes a block can take. A DSP is never needed: weights are constants, multiplied by
+shapes a block can take, for the self-test split, the frame buffer and the weight ROMs of
+folded layers. A DSP is never needed: weights are constants or ROM words, multiplied by
 shift-adds.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import ClockpropError
 
-__all__ = ["TOP_OVERHEAD", "ebr_blocks", "selftest_capacity", "FitReport", "estimate",
+__all__ = ["TOP_OVERHEAD", "ebr_blocks", "rom_ebr", "selftest_capacity", "FitReport", "estimate",
            "check_fit"]
 
 # LUT4 / FF of the board top without the pipeline, from small iCE40 builds (boards/build.py):
@@ -45,10 +46,23 @@ def _frame_ebr(model, capacity):
     return ebr_blocks(max(FRAME_BUFFER_BYTES, sample), 8, capacity)
 
 
-def selftest_capacity(model, capacity, n_available):
+def rom_ebr(model, fold, capacity):
+    """Block RAMs for the weight ROMs of the folded layers: layer ``l`` with ``F > 1`` keeps
+    ``F`` words of ``n_out * n_in / F * weight_bits`` bits."""
+    blocks = 0
+    for layer, f in zip(model.layers, fold or [1] * len(model.layers)):
+        if f > 1:
+            blocks += ebr_blocks(f, layer.n_out * layer.n_in // f * model.fmt.weight_bits,
+                                 capacity)
+    return blocks
+
+
+def selftest_capacity(model, capacity, n_available, fold=None):
     """Most test samples (<= ``n_available``) whose self-test memories fit the block RAM
-    left after the frame buffer, with a quarter of the blocks kept free."""
-    budget = int(capacity.ebr * 0.75) - _frame_ebr(model, capacity)
+    left after the frame buffer and the weight ROMs, with a quarter of the blocks kept
+    free."""
+    budget = (int(capacity.ebr * 0.75) - _frame_ebr(model, capacity) -
+              rom_ebr(model, fold, capacity))
     lo, hi = 0, int(n_available)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -81,27 +95,32 @@ class FitReport:
 _COSTS = {}
 
 
-def _pipeline_cost(model, register_every):
+def _pipeline_cost(model, register_every, fold):
     from ..hw.pipeline import Pipeline
-    key = (id(model), register_every)
+    key = (id(model), register_every, tuple(fold or ()))
     if key not in _COSTS or _COSTS[key][0] is not model:
-        _COSTS[key] = (model, Pipeline(model, register_every=register_every).estimate())
+        _COSTS[key] = (model, Pipeline(model, register_every=register_every,
+                                       fold=fold).estimate())
     return _COSTS[key][1]
 
 
-def estimate(model, *, register_every=0, selftest_samples=0, capacity=None):
+def estimate(model, *, register_every=0, fold=None, selftest_samples=0, capacity=None):
     """LUT4/FF/EBR/DSP that a board top for ``model`` needs (an estimate)."""
-    cost = _pipeline_cost(model, register_every)
+    cost = _pipeline_cost(model, register_every, fold)
+    # The frame's sample register, and the pipeline's input register unless the first layer
+    # is folded (it holds its input itself).
     sample_bits = 8 * ((model.n_inputs * model.fmt.act_bits + 7) // 8)
+    if not fold or fold[0] == 1:
+        sample_bits += model.n_inputs * model.fmt.act_bits
     need = {"lut": cost.lut + TOP_OVERHEAD["lut"],
             "ff": cost.ff + TOP_OVERHEAD["ff"] + sample_bits, "dsp": 0, "ebr": 0}
     if capacity is not None:
-        need["ebr"] = _frame_ebr(model, capacity) + _selftest_ebr(model, selftest_samples,
-                                                                  capacity)
+        need["ebr"] = (_frame_ebr(model, capacity) + rom_ebr(model, fold, capacity) +
+                       _selftest_ebr(model, selftest_samples, capacity))
     return need
 
 
-def check_fit(model, board, *, register_every=0, selftest_samples=0, strict=True):
+def check_fit(model, board, *, register_every=0, fold=None, selftest_samples=0, strict=True):
     """Compare :func:`estimate` with ``board``'s capacity.
 
     With ``strict`` a model that does not fit raises :class:`ClockpropError` saying what is
@@ -109,8 +128,8 @@ def check_fit(model, board, *, register_every=0, selftest_samples=0, strict=True
     """
     from ..boards.registry import BOARDS
     cap = board.capacity
-    need = estimate(model, register_every=register_every, selftest_samples=selftest_samples,
-                    capacity=cap)
+    need = estimate(model, register_every=register_every, fold=fold,
+                    selftest_samples=selftest_samples, capacity=cap)
     avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr, "dsp": cap.dsp}
     report = FitReport(board.name, cap.device, need, avail)
     names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs", "dsp": "DSPs"}
@@ -119,6 +138,11 @@ def check_fit(model, board, *, register_every=0, selftest_samples=0, strict=True
             report.problems.append(f"{need[key]} {label} needed, {avail[key]} available")
         elif need[key] > WARN * avail[key]:
             report.warnings.append(f"{label} at {100 * need[key] / avail[key]:.0f}%")
+    # An iCE40 logic cell is one LUT4 and one flip-flop; a flip-flop whose input is not the
+    # output of a LUT in its cell (a held sample, a shift register) takes a cell of its own.
+    if board.family == "ice40" and need["lut"] + need["ff"] > cap.lut:
+        report.warnings.append(f"LUT4 + FF = {need['lut'] + need['ff']} > {cap.lut} logic "
+                               f"cells: placement fails if too few flip-flops pair with a LUT")
     if report.problems and strict:
         bigger = [b.name for b in sorted(BOARDS.values(), key=lambda b: b.capacity.lut)
                   if estimate_fits(need, b.capacity)]
@@ -126,7 +150,8 @@ def check_fit(model, board, *, register_every=0, selftest_samples=0, strict=True
                 else "no supported board is big enough")
         advice = ("train it smaller: fewer hidden units (--set train.hidden=[16]), lower-bit "
                   "weights/activations (--set format.weight_bits=4 format.act_bits=3), "
-                  "or prune small weights")
+                  "or prune small weights; or fold it (--fold F,F,...: about 1/F of the "
+                  "logic, weights in block RAM)")
         if any("flip-flops" in p for p in report.problems) and register_every:
             advice = f"use fewer tree registers (--register-every {register_every + 1} or 0); " \
                      + advice

@@ -5,7 +5,7 @@ import pytest
 
 from clockprop.boards.registry import UP5K, ECP5_85F, get_board
 from clockprop.sw.errors import ClockpropError
-from clockprop.sw.fit import check_fit, ebr_blocks, estimate, selftest_capacity
+from clockprop.sw.fit import check_fit, ebr_blocks, estimate, rom_ebr, selftest_capacity
 
 from conftest import random_model
 from clockprop.sw.qformat import QFormat
@@ -74,3 +74,32 @@ def test_fit_cli(tmp_path, big, capsys):
     assert main(["fit", str(path), "--board", "ulx3s", "--no-selftest"]) == 0
     assert main(["fit", str(path), "--board", "nosuchboard"]) == 1
     assert "known boards: ice40_hx8k, icebreaker" in capsys.readouterr().err
+
+
+def test_folding_trades_logic_for_block_ram(big):
+    flat = estimate(big, capacity=UP5K)
+    folded = estimate(big, fold=[64, 32], capacity=UP5K)
+    assert folded["lut"] < flat["lut"] / 10
+    # Layer 0: 64 words of 32 x 1 x 8 bits (256 x 16 blocks: 16); layer 1: 32 words of
+    # 10 x 1 x 8 bits (5 blocks).
+    assert rom_ebr(big, [64, 32], UP5K) == 21
+    assert folded["ebr"] == flat["ebr"] + 21
+    assert not check_fit(big, get_board("ice40_hx8k"), strict=False).fits
+    assert check_fit(big, get_board("ice40_hx8k"), fold=[64, 32]).fits
+    # The self-test split gets only the block RAM the ROMs leave.
+    assert selftest_capacity(big, UP5K, 450, fold=[64, 32]) < selftest_capacity(big, UP5K, 450)
+
+
+def test_fit_cli_takes_the_fold_from_the_option_or_the_model(tmp_path, big, capsys):
+    from clockprop.sw.cli import main
+    path = tmp_path / "big.json"
+    big.save(path)
+    assert main(["fit", str(path), "--board", "ice40_hx8k", "--no-selftest"]) == 1
+    assert main(["fit", str(path), "--board", "ice40_hx8k", "--no-selftest",
+                 "--fold", "64,32"]) == 0
+    assert "fits" in capsys.readouterr().out
+    big.meta["config"] = {"hardware": {"fold": [64, 32], "register_every": 0}}
+    big.save(path)
+    assert main(["fit", str(path), "--board", "ice40_hx8k", "--no-selftest"]) == 0
+    assert main(["fit", str(path), "--board", "ice40_hx8k", "--fold", "5,1"]) == 1
+    assert "does not divide its fan-in 64" in capsys.readouterr().err

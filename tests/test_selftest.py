@@ -53,9 +53,9 @@ def test_selftest_core_counts_like_the_golden_model(register_every):
     sim.add_testbench(tb)
     sim.run()
     expected = int(np.sum(model.predict(a) == y))
-    # One sample per clock: N samples take N clocks plus the pipeline latency and the
-    # memory read.
-    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + 1)
+    # One sample per clock: N samples take N clocks plus the pipeline latency, the sample
+    # memory's read and the comparison's register.
+    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + 2)
 
 
 def test_selftest_rejects_bad_labels():
@@ -83,7 +83,7 @@ def test_simulated_top_through_the_host_api(small):
         np.testing.assert_array_equal(result.classes, model.predict(a[:4]))
         st = client.selftest()
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
-        assert st.cycles == len(a) + link.transport.core.latency + 1
+        assert st.cycles == len(a) + link.transport.core.latency + 2
         # The board stays usable after a self-test.
         np.testing.assert_array_equal(client.classify(a[4:6]).classes, model.predict(a[4:6]))
         assert link.resends == 0
@@ -148,3 +148,19 @@ def test_digits_selftest_in_simulation_matches_the_golden_count(tmp_path_factory
         st = BoardClient(link, model).selftest()
     assert st.correct == int(np.sum(model.predict(a) == y))
     assert st.total == len(a)
+
+
+def test_folded_top_through_the_host_api(small):
+    """A folded pipeline behind the board top: the input register waits for the folded
+    layer, and answers and the self-test count stay exact."""
+    model, a, y = small
+    fold = [3, 5]
+    with Link(simulated_board(model, fold=fold, selftest=(a, y)), timeout=600) as link:
+        client = BoardClient(link, model)
+        np.testing.assert_array_equal(client.classify(a[:3]).logits, model.forward(a[:3]))
+        st = client.selftest()
+        core = link.transport.core
+        assert core.interval == 5
+        assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
+        # One sample every `interval` clocks, then the latency of the last one.
+        assert st.cycles == (len(a) - 1) * core.interval + core.latency + 3

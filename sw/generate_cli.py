@@ -3,11 +3,17 @@
     clockprop generate [--corpus iyoshi|prose|FILE] [--cell elman|reservoir|sioconv]
                        [--no-context] [--prompt TEXT] [-n N] [--temperature T | --shift S]
                        [--backend software|sim] [--board NAME] [--model FILE]
+                       [--port sim|/dev/ttyUSB1] [--lfsr-seed S]
 
 Training writes ``build/<name>/recurrent.json`` (the integer model, versioned, with a
 checksum) and ``reports/<name>/`` (``report.md``, ``report.json`` and ``loss.png``: the loss
 curves of the run and of the same run with the context forced to zero, the ablation). The
 generated text goes to standard output; progress to standard error.
+
+``--port`` generates on a board running the recurrent top (``clockprop bitstream
+build/<name>/recurrent.json --board B``), or with ``--port sim`` on its simulation
+(:mod:`clockprop.sim.recurrent_top_sim`), through the same :class:`BoardGenerator`; the text
+must equal the golden model's, character for character.
 """
 
 import json
@@ -21,6 +27,7 @@ from .errors import ClockpropError
 from .fileio import write_atomic
 
 __all__ = ["register", "cmd_generate", "save_recurrent", "load_recurrent", "load_corpus",
+           "is_recurrent_file", "BoardGenerator", "check_board_text", "bitstream_recurrent",
            "RECURRENT_FORMAT", "RECURRENT_VERSION"]
 
 BUILD = Path("build")
@@ -113,6 +120,160 @@ def load_recurrent(path):
         raise ClockpropError(f"recurrent model file {path} is malformed: {len(vocab)} "
                              f"characters for a model of {model.n_vocab}")
     return model, vocab, content.get("meta", {})
+
+
+def is_recurrent_file(path):
+    """Whether ``path`` is a recurrent model file (by its ``format``; no checks beyond)."""
+    try:
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(content, dict) and content.get("format") == RECURRENT_FORMAT
+
+
+# -- on a board --------------------------------------------------------------------------------
+
+# What to do about each error a recurrent board top answers a GENERATE request with.
+_BOARD_HINTS = {
+    "MODE": "the bitstream was built for another output stage; use the --shift (or "
+            "--temperature) and --lfsr-seed it was built with (see its report.json), or "
+            "rebuild it with 'clockprop bitstream'",
+    "BAD_TOKEN": "the board runs a model with a smaller vocabulary; program the bitstream "
+                 "of this model",
+    "TOO_LONG": "ask for fewer characters with -n",
+    "LENGTH": "the prompt is empty or longer than the board takes",
+}
+
+
+class BoardGenerator:
+    """Generate text on a board (or the simulated board) running the recurrent top.
+
+    Parameters
+    ----------
+    link : clockprop.sw.transport.Link
+        The framed link (serial port, or :class:`~clockprop.sim.top_sim.SimTransport`).
+    model, vocab :
+        The model the board was built for and its vocabulary.
+    max_prompt, max_chars : int
+        The board's buffers (:mod:`clockprop.boards.recurrent_top` defaults).
+    """
+
+    def __init__(self, link, model, vocab, *, max_prompt=None, max_chars=None):
+        from ..boards.recurrent_top import MAX_CHARS, MAX_PROMPT
+        self.link = link
+        self.model = model
+        self.vocab = vocab
+        self.max_prompt = max_prompt or MAX_PROMPT
+        self.max_chars = max_chars or MAX_CHARS
+
+    def generate(self, prompt, n, shift=None, seed=0xACE1):
+        """Send one ``GENERATE`` request; return the board's :class:`TextReply`.
+
+        The prompt and ``n`` are checked here first, so that a bad request fails with a
+        message rather than an error code from the board.
+        """
+        from .protocol import FrameType, GenerateRequest, TextReply
+        from .recurrent import Lfsr16, prompt_ids
+        ids = prompt_ids(self.model, self.vocab, prompt, n)
+        if len(ids) > self.max_prompt:
+            raise ClockpropError(f"the prompt has {len(ids)} characters; the board takes at "
+                                 f"most {self.max_prompt}")
+        if n > self.max_chars:
+            raise ClockpropError(f"the board generates at most {self.max_chars} characters "
+                                 f"per request (its buffer), asked for {n}; ask for fewer "
+                                 f"with -n")
+        if shift is not None:
+            Lfsr16(seed)                                # the seed's own check
+        request = GenerateRequest(tuple(int(i) for i in ids), n, shift, seed)
+        try:
+            reply = self.link.request(FrameType.GENERATE, request.encode(),
+                                      expect=FrameType.TEXT)
+        except ClockpropError as error:
+            hint = next((h for code, h in _BOARD_HINTS.items()
+                         if str(error).endswith(f"error: {code}")), None)
+            if hint is None:
+                raise
+            raise ClockpropError(f"{error}: {hint}") from None
+        return TextReply.decode(reply.payload)
+
+
+def check_board_text(text, golden):
+    """Raise :class:`ClockpropError` unless the board's ``text`` is the golden model's."""
+    if text == golden:
+        return
+    k = next((i for i, (a, b) in enumerate(zip(text, golden)) if a != b),
+             min(len(text), len(golden)))
+    raise ClockpropError(f"the board's text differs from the golden model's at character "
+                         f"{k} (board {text[k:k + 8]!r}, golden {golden[k:k + 8]!r}; "
+                         f"{len(text)} vs {len(golden)} characters): is the board programmed "
+                         f"with this model's bitstream, built with the same --shift and "
+                         f"--lfsr-seed?")
+
+
+def _board_link(args, model, vocab):
+    from ..boards.recurrent_top import MAX_CHARS
+    from .protocol import TextReply
+    from .transport import Link, SerialTransport
+    longest = TextReply.HEADER + 4 * MAX_CHARS          # the longest answer: TEXT
+    if args.port == "sim":
+        from ..sim.recurrent_top_sim import simulated_recurrent_board
+        _log("generate: simulated recurrent board top (Amaranth simulator, UART model)")
+        transport = simulated_recurrent_board(model, vocab, shift=args.shift_value,
+                                              seed=args.lfsr_seed, baud=args.baud)
+        # The simulator is slower than the line it models: wall-clock timeouts stretch.
+        return Link(transport, timeout=max(args.timeout, 600.0), retries=args.retries,
+                    max_payload=longest)
+    transport = SerialTransport(args.port, args.baud, timeout=args.timeout)
+    return Link(transport, timeout=args.timeout, retries=args.retries,
+                max_payload=longest)
+
+
+def _generate_on_board(args, model, vocab, prompt, golden, name):
+    """``--port``: the text from the board and its summary (compared with ``golden``)."""
+    with _board_link(args, model, vocab) as link:
+        reply = BoardGenerator(link, model, vocab).generate(
+            prompt, args.n, shift=args.shift_value, seed=args.lfsr_seed)
+        resends = link.resends
+    summary = {"port": args.port, "text_equal": reply.text == golden, "golden_text": golden,
+               "prime_cycles": reply.prime_cycles, "gen_cycles": reply.gen_cycles,
+               "chars_per_clock": reply.chars_per_clock if args.n else None,
+               "resends": resends}
+    line = (f"generate: board: prompt of {len(prompt)} characters in {reply.prime_cycles} "
+            f"clocks, {len(reply.text)} characters in {reply.gen_cycles} clocks")
+    if args.n:
+        line += f" ({reply.chars_per_clock:.3f} per clock)"
+    report = BUILD / name / (args.board or "-") / "report.json"
+    if args.board and args.n and report.exists():
+        try:
+            built = json.loads(report.read_text())
+        except json.JSONDecodeError:
+            built = {}
+        fmax = built.get("fmax_mhz")
+        if fmax and built.get("kind") == "recurrent" and built.get("shift") == args.shift_value:
+            summary["chars_per_s_at_fmax"] = reply.chars_per_clock * fmax * 1e6
+            line += (f"; at the build's fmax {fmax:.1f} MHz: "
+                     f"{fmax * reply.chars_per_clock:.1f} M characters/s")
+    _log(line)
+    return reply.text, summary
+
+
+def bitstream_recurrent(path, args):
+    """``clockprop bitstream <recurrent model file> --board B``: build the recurrent top."""
+    from ..boards.recurrent_top import build_recurrent
+    from .recurrent import Lfsr16, temperature_shift
+    model, vocab, meta = load_recurrent(path)
+    shift = getattr(args, "shift", None)
+    if getattr(args, "temperature", None) is not None:
+        shift = temperature_shift(model, args.temperature)
+    if shift is not None and not 0 <= shift <= 62:
+        raise ClockpropError(f"--shift must be in [0, 62], got {shift}")
+    seed = getattr(args, "lfsr_seed", None) or 0xACE1
+    if shift is not None:
+        Lfsr16(seed)
+    return build_recurrent(model, vocab, args.board, shift=shift, seed=seed,
+                           freq=args.freq * 1e6 if args.freq else None, baud=args.baud,
+                           out_dir=args.out, timeout=args.timeout,
+                           name=meta.get("name", Path(path).parent.name))
 
 
 # -- training and the report -------------------------------------------------------------------
@@ -260,8 +421,11 @@ def _board_check(args, model=None):
     from ..hw.recurrent import RecurrentCore
     cost = RecurrentCore(model, shift=args.shift_value).estimate()
     check_core(model, lut_budget=board.capacity.lut, cost=cost, where=where)
-    _log(f"generate: the core needs about {cost.lut} of {board.capacity.lut} LUTs on "
-         f"{board.name}")
+    from ..boards.recurrent_top import check_recurrent_fit
+    need, avail = check_recurrent_fit(model, board, shift=args.shift_value)
+    _log(f"generate: the board top needs about {need['lut']} of {avail['lut']} LUT4 and "
+         f"{need['ebr']} of {avail['ebr']} block RAMs on {board.name} (the core "
+         f"{cost.lut} LUT4)")
     return board
 
 
@@ -273,6 +437,9 @@ def cmd_generate(args):
         raise ClockpropError(f"-n must be >= 0, got {args.n}")
     if args.board:
         _board_check(args)                          # an unknown board fails before training
+    if args.port and args.port != "sim":            # a missing port fails before training
+        from .transport import SerialTransport
+        SerialTransport(args.port, args.baud, timeout=args.timeout).close()
     summary = None
     if args.model:
         model, vocab, meta = load_recurrent(args.model)
@@ -344,11 +511,19 @@ def cmd_generate(args):
         _log(f"generate: gateware text {'equals' if text == golden else 'DIFFERS FROM'} the "
              f"golden model's; {generation['gateware']['chars_per_clock'] or 0:.3f} "
              f"characters per clock, {result.cycles} clocks in {result.seconds:.1f} s")
+    board_text = None
+    if args.port:
+        board_text, generation["board"] = _generate_on_board(args, model, vocab, prompt,
+                                                             golden, name)
+        _log(f"generate: board text {'equals' if board_text == golden else 'DIFFERS FROM'} "
+             f"the golden model's")
     if summary is not None:
         summary["generation"] = generation
         paths = _write_report(name, summary, summary["runs"])
         _log(f"generate: report {', '.join(map(str, paths))}")
-    print(prompt + text, flush=True)
+    print(prompt + (text if board_text is None else board_text), flush=True)
+    if board_text is not None:
+        check_board_text(board_text, golden)
     if text != golden:
         raise ClockpropError("the simulated gateware disagrees with the golden model; this "
                              "is a bug, please report it with the model file")
@@ -382,4 +557,10 @@ def register(sub):
                     help="golden model only, or also the simulated gateware (checked equal)")
     sp.add_argument("--board", help="check that the core fits this board (vocabulary, LUTs)")
     sp.add_argument("--vcd", help="waveform file (--backend sim)")
+    sp.add_argument("--port", help="generate on a board running the recurrent top: a serial "
+                                   "port (e.g. /dev/ttyUSB1), or 'sim' for its simulation")
+    sp.add_argument("--baud", type=int, default=115200)
+    sp.add_argument("--timeout", type=float, default=2.0,
+                    help="seconds to wait for the board's answer (default 2)")
+    sp.add_argument("--retries", type=int, default=3)
     sp.set_defaults(func=cmd_generate)

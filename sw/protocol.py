@@ -20,8 +20,35 @@ type                      direction  payload
 ``RESULT`` (0x02)         board->host class (u8), then logits, bit-packed signed
 ``SELFTEST`` (0x03)       host->board empty
 ``SELFTEST_RESULT`` (0x04) board->host correct (u32), total (u32), cycles (u32)
+``GENERATE`` (0x10)       host->board mode (u8: 0 argmax, 1 sample), temperature shift (u8),
+                                     LFSR seed (u16), characters to generate (u16), then the
+                                     prompt's character ids (u8 each, at least one)
+``TEXT`` (0x11)           board->host cycles the prompt took (u32), cycles the generation
+                                     took (u32), then the generated text in UTF-8
+``TRAIN`` (0x20)          host->board label (u8), lr (u8), input activations bit-packed unsigned:
+                                     one training step of a training top
+``INFER`` (0x21)          host->board input activations, bit-packed unsigned: forward pass only
+                                     (answered with ``RESULT``)
+``READ_WEIGHTS`` (0x22)   host->board first weight index (u16)
+``WEIGHTS`` (0x23)        board->host first index (u16), then up to :data:`WEIGHTS_CHUNK`
+                                     weights from it, each a signed 16-bit integer
+``TRAIN_ACK`` (0x24)      board->host steps (u32), correct (u32), lfsr (u16), class (u8),
+                                     flags (u8, bit 0: a bad sample was refused): the answer
+                                     to ``TRAIN`` and ``TRAIN_STORED`` (:class:`TrainAck`)
+``TRAIN_STORED`` (0x25)   host->board lr (u8), count (u16): train on the next ``count`` samples
+                                     of the training split stored on chip (cyclically)
 ``ERROR`` (0x7F)          board->host error code (u8, :class:`ErrorCode`)
 ========================= ========== ======================================================
+
+``TRAIN`` .. ``TRAIN_STORED`` are served by the training top
+(:mod:`clockprop.boards.train_top`). It numbers its weights as ``np.concatenate([v[mask] for
+v, mask in zip(trainer.v, trainer.masks)])`` (the weights that exist, layer by layer,
+row-major, the bias last in each row); ``steps`` counts training steps since power-up and
+``correct`` the samples of the request whose class (before their update) was the label.
+
+``GENERATE`` / ``TEXT`` are served by the recurrent board top
+(:mod:`clockprop.boards.recurrent_top`); :class:`GenerateRequest` and :class:`TextReply`
+encode and decode them.
 """
 
 import enum
@@ -33,7 +60,8 @@ __all__ = [
     "SYNC", "HEADER_SIZE", "OVERHEAD", "MAX_PAYLOAD", "FrameType", "ErrorCode", "Frame",
     "FrameError", "crc16", "encode_frame", "FrameDecoder",
     "pack_bits", "unpack_bits", "encode_sample", "decode_sample", "Result", "encode_result",
-    "decode_result", "SelfTestResult",
+    "decode_result", "SelfTestResult", "GenerateRequest", "TextReply",
+    "WEIGHTS_CHUNK", "TrainAck", "encode_train", "encode_train_stored", "decode_weights",
 ]
 
 SYNC = 0xA5
@@ -51,6 +79,14 @@ class FrameType(enum.IntEnum):
     SELFTEST_RESULT = 0x04
     PING = 0x05
     PONG = 0x06
+    GENERATE = 0x10
+    TEXT = 0x11
+    TRAIN = 0x20
+    INFER = 0x21
+    READ_WEIGHTS = 0x22
+    WEIGHTS = 0x23
+    TRAIN_ACK = 0x24
+    TRAIN_STORED = 0x25
     ERROR = 0x7F
 
 
@@ -60,6 +96,11 @@ class ErrorCode(enum.IntEnum):
     LENGTH = 0x02         # payload longer than the board accepts, or wrong for the type
     UNKNOWN_TYPE = 0x03   # the board does not handle this frame type
     BUSY = 0x04           # the board cannot take the request now: retry later
+    BAD_TOKEN = 0x05      # GENERATE: a prompt character id outside the board's vocabulary
+    TOO_LONG = 0x06       # GENERATE: more characters asked for than the board's buffer holds
+    MODE = 0x07           # GENERATE: mode, shift or seed differ from what the board was built for
+    LABEL = 0x08          # TRAIN: a label >= the number of classes (not trained on)
+    LEARNING_RATE = 0x09  # TRAIN, TRAIN_STORED: an lr above the config's anneal
 
 
 def _crc_table():
@@ -286,3 +327,133 @@ class SelfTestResult:
     @property
     def accuracy(self):
         return self.correct / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """``GENERATE`` payload: how to generate, and the prompt as character ids.
+
+    ``shift`` is ``None`` for argmax (mode 0); an integer asks for sampling (mode 1) with that
+    temperature shift and LFSR ``seed`` (both ignored, and sent as 0, for argmax).
+    """
+    prompt: tuple
+    n: int
+    shift: int = None
+    seed: int = 0xACE1
+
+    HEADER = 6          # mode, shift, seed (u16), n (u16)
+
+    def encode(self):
+        if not self.prompt:
+            raise ClockpropError("the prompt is empty; give at least one character")
+        if not 0 <= self.n <= 0xFFFF:
+            raise ClockpropError(f"a GENERATE request asks for 0 to 65535 characters, "
+                                 f"not {self.n}")
+        if any(not 0 <= int(c) <= 0xFF for c in self.prompt):
+            raise ClockpropError("prompt character ids must be in [0, 255]")
+        if self.shift is None:
+            mode, shift, seed = 0, 0, 0
+        else:
+            if not 0 <= self.shift <= 0xFF or not 1 <= self.seed <= 0xFFFF:
+                raise ClockpropError(f"shift {self.shift} or seed {self.seed} out of range")
+            mode, shift, seed = 1, self.shift, self.seed
+        return (bytes([mode, shift]) + seed.to_bytes(2, "little") +
+                self.n.to_bytes(2, "little") + bytes(int(c) for c in self.prompt))
+
+    @classmethod
+    def decode(cls, payload):
+        if len(payload) <= cls.HEADER or payload[0] > 1:
+            raise ClockpropError(f"malformed GENERATE payload of {len(payload)} bytes")
+        seed = int.from_bytes(payload[2:4], "little")
+        return cls(tuple(payload[cls.HEADER:]), int.from_bytes(payload[4:6], "little"),
+                   payload[1] if payload[0] else None, seed if payload[0] else 0xACE1)
+
+
+@dataclass(frozen=True)
+class TextReply:
+    """``TEXT`` payload: the board's cycle counts and the generated text."""
+    prime_cycles: int           # first prompt character into the core .. last, inclusive
+    gen_cycles: int             # first generated character out of the core .. last, inclusive
+    text: str
+
+    HEADER = 8
+
+    def encode(self):
+        return (self.prime_cycles.to_bytes(4, "little") + self.gen_cycles.to_bytes(4, "little")
+                + self.text.encode("utf-8"))
+
+    @classmethod
+    def decode(cls, payload):
+        if len(payload) < cls.HEADER:
+            raise ClockpropError(f"TEXT payload of {len(payload)} bytes is shorter than its "
+                                 f"{cls.HEADER}-byte header")
+        try:
+            text = bytes(payload[cls.HEADER:]).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ClockpropError(f"the board sent text that is not valid UTF-8 ({e})") from None
+        return cls(int.from_bytes(payload[0:4], "little"),
+                   int.from_bytes(payload[4:8], "little"), text)
+
+    @property
+    def chars_per_clock(self):
+        """Generated characters per clock of the generation (1.0 for the core)."""
+        return len(self.text) / self.gen_cycles if self.gen_cycles else float("nan")
+
+
+# On-chip training (the training top, ``boards/train_top.py``) -------------------------------
+
+WEIGHTS_CHUNK = 32          # weights per ``WEIGHTS`` frame
+
+
+def encode_train(label, lr, activations, bits):
+    """``TRAIN`` payload: label (u8), lr (u8), then the activations bit-packed."""
+    if not 0 <= int(label) <= 0xFF or not 0 <= int(lr) <= 0xFF:
+        raise ClockpropError(f"TRAIN label {label} and lr {lr} must each fit in a byte")
+    return bytes([int(label), int(lr)]) + pack_bits(activations, bits)
+
+
+def encode_train_stored(lr, count):
+    """``TRAIN_STORED`` payload: lr (u8), count (u16)."""
+    if not 0 <= int(lr) <= 0xFF or not 1 <= int(count) <= 0xFFFF:
+        raise ClockpropError(f"TRAIN_STORED takes an lr in 0..255 and a count in 1..65535, "
+                             f"got {lr}, {count}")
+    return bytes([int(lr)]) + int(count).to_bytes(2, "little")
+
+
+def decode_weights(payload):
+    """``WEIGHTS`` payload: ``(first index, list of signed 16-bit weights)``."""
+    if len(payload) < 2 or len(payload) % 2:
+        raise ClockpropError(f"WEIGHTS frame with {len(payload)} payload bytes: want 2, then "
+                             f"2 per weight")
+    start = int.from_bytes(payload[:2], "little")
+    return start, unpack_bits(payload[2:], 16, (len(payload) - 2) // 2, signed=True)
+
+
+@dataclass(frozen=True)
+class TrainAck:
+    """``TRAIN_ACK`` payload: the board's step count, the correct classes of the request, the
+    rounding LFSR's state, the last class and flags (bit 0: a sample was refused)."""
+    steps: int
+    correct: int
+    lfsr: int
+    cls: int
+    flags: int = 0
+
+    SIZE = 12
+
+    @property
+    def refused(self):
+        return bool(self.flags & 1)
+
+    def encode(self):
+        return (self.steps.to_bytes(4, "little") + self.correct.to_bytes(4, "little") +
+                self.lfsr.to_bytes(2, "little") + bytes([self.cls, self.flags]))
+
+    @classmethod
+    def decode(cls, payload):
+        if len(payload) != cls.SIZE:
+            raise ClockpropError(f"TRAIN_ACK payload must be {cls.SIZE} bytes, got "
+                                 f"{len(payload)}")
+        b = bytes(payload)
+        return cls(int.from_bytes(b[0:4], "little"), int.from_bytes(b[4:8], "little"),
+                   int.from_bytes(b[8:10], "little"), b[10], b[11])

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -252,21 +253,27 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     plan.extract(str(out_dir))
     _log(f"bitstream: running yosys, nextpnr-{board.family}, pack in {out_dir} "
          f"(logs top.rpt, top.tim)")
+    # Its own session, so that a timeout stops yosys and nextpnr too, not only the shell.
+    proc = subprocess.Popen(["sh", "build_top.sh"], cwd=out_dir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(["sh", "build_top.sh"], cwd=out_dir, capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException as e:          # the timeout, or Ctrl-C (which the session misses)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
         raise ClockpropError(f"the toolchain took more than {timeout:.0f} s for {board.name}; "
                              f"the design is too big for a quick build (shrink the model) "
                              f"or raise the timeout") from None
     tool_s = time.perf_counter() - start - elaborate_s
-    write_atomic(out_dir / "build.log", proc.stdout + proc.stderr)
+    write_atomic(out_dir / "build.log", stdout + stderr)
     if proc.returncode != 0:
-        logs = [proc.stderr, proc.stdout] + [
+        logs = [stderr, stdout] + [
             (out_dir / f).read_text(errors="replace") for f in ("top.tim", "top.rpt")
             if (out_dir / f).exists()]
         errors = [line for text in logs for line in text.splitlines() if "ERROR" in line]
-        tail = errors[-1:] or (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        tail = errors[-1:] or (stderr or stdout).strip().splitlines()[-3:]
         raise ClockpropError(f"the toolchain failed for {board.name} (exit "
                              f"{proc.returncode}): {' | '.join(tail)}; see the logs in "
                              f"{out_dir} (build.log, top.rpt, top.tim)")

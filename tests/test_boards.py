@@ -1,6 +1,7 @@
 """Board table, PLLs, board tops, log parsing, bad inputs, and (marked synth) real builds."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -154,3 +155,21 @@ def test_synthesis_of_a_tiny_model(name, family, freq, tiny, tmp_path, monkeypat
     assert report["fmax_mhz"] > freq / 1e6 and report["timing_met"]
     assert (tmp_path / ("top.bin" if family == "ice40" else "top.bit")).stat().st_size > 0
     assert (tmp_path / "report.md").exists()
+
+
+@pytest.mark.synth
+def test_a_toolchain_timeout_stops_every_tool(tiny, tmp_path, monkeypatch):
+    for var, default, _ in TOOLS["ice40"]:
+        monkeypatch.setenv(var, os.environ.get(var, f"yowasp-{default}"))
+    if not _have("ice40"):
+        pytest.skip("the ice40 toolchain is not installed")
+    model, split = tiny
+    with pytest.raises(ClockpropError, match="took more than 1 s"):
+        build(model, "icebreaker", selftest=split, out_dir=tmp_path, timeout=1)
+    # The tools ran in their own session, and that session was killed: nothing of it runs
+    # on (yosys writes its log, top.rpt, while it runs).
+    size = (tmp_path / "top.rpt").stat().st_size if (tmp_path / "top.rpt").exists() else 0
+    time.sleep(2)
+    assert not (tmp_path / "top.json").exists()
+    assert ((tmp_path / "top.rpt").stat().st_size if (tmp_path / "top.rpt").exists()
+            else 0) == size

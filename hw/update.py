@@ -4,11 +4,13 @@ The arithmetic is :mod:`clockprop.sw.inttrain`'s, bit for bit: after any number 
 samples the weight registers equal :class:`IntTrainer`'s weights.
 """
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Fragment, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from ..sw.errors import ClockpropError
 from ..sw.inttrain import LFSR_BITS, lfsr_offsets
 from ..sw.qformat import signed_width
 from ..sw.recurrent import LFSR_TAPS
@@ -56,31 +58,49 @@ class TrainableNet(wiring.Component):
     weights of a sparse layer (config ``fan_in``) are the constant 0: no register, no logic.
     The forward pass reads ``F = V >> drop``, the top bits of each register (wiring only).
 
-    Schedule: a sample is taken in clock 0; layer ``l`` takes ``P`` clocks, ``l P + 1 ..
-    (l + 1) P``, and its last one registers the layer's output (``L`` layers); in clock
-    ``L P + 1`` the result is offered on ``o`` and, in the clock it is taken, every weight is
-    updated (if the sample has ``train`` set) while the next sample is taken. One sample every
-    ``L P + 1`` clocks, ``self.interval``; the forward pass of a sample always sees the
+    Schedule: a sample is taken in clock 0; layer ``l`` takes ``Q`` clocks, ``l Q + 1 ..
+    (l + 1) Q``, and its last one registers the layer's output (``L`` layers); clock ``L Q +
+    1`` registers the error, and the class comes out of a comparator tree registered at every
+    level, ``T = ceil(log2 C)`` clocks (``self.levels``); in clock ``L Q + T + 1`` the result
+    is offered on ``o`` and, in the clock it is taken, every weight is updated (if the sample
+    has ``train`` set) while the next sample is taken. One sample every ``L Q + T + 1``
+    clocks, ``self.interval``; the forward pass of a sample always sees the
     weights left by the previous sample, exactly like :meth:`IntTrainer.step` called in order.
 
-    ``P = 1`` (``serial=False``): each product ``a * F`` is ``act_bits`` gated copies of ``F``
-    in one adder tree per neuron. ``P = act_bits`` (``serial=True``): bit-serial activations,
-    MSB first; clock ``t`` of a layer adds one bit plane, ``acc = 2 acc + sum_i a_i[b] F_i +
-    F_bias`` (every bit of ``A`` is 1), so each weight costs one gated copy and one adder
-    instead of ``act_bits`` of each; the same integer sum.
+    ``Q = 1`` (``serial=False``): each product ``a * F`` is ``act_bits`` gated copies of ``F``
+    in one adder tree per neuron. ``Q = act_bits + 1`` (``serial=True``): bit-serial
+    activations, MSB first; clock ``t`` of a layer adds one bit plane, ``acc = 2 acc + sum_i
+    a_i[b] F_i + F_bias`` (every bit of ``A`` is 1), so each weight costs one gated copy and
+    one adder instead of ``act_bits`` of each; the same integer sum; a last clock rounds,
+    clips and gates it (off the adder tree's path). ``fold = G`` (serial only) splits each
+    bit plane over ``G`` clocks, ``Q = act_bits G + 1``: clock ``g`` of a plane adds the
+    inputs ``i = G k + g``, one leaf per group of ``G`` inputs (a ``G``:1 multiplexer of the
+    group's weights, gated by the bit), so the adder tree has ``1/G`` of the leaves; the bias
+    is added in the plane's first clock. The same integer sum again.
 
     Update: per layer, when every update is -1, 0 or +1 (``e_max * A <= 2**shift``;
     ``self.step_form``), each weight is an up/down counter with a stop at either clamp bound
     (an increment/decrement, two constant compares, an enable); otherwise the general form
     ``clamp(w + u)`` with ``u`` selected by the row's delta. The sample's ``lr`` (config
-    ``anneal``) selects the column values ``u_i(d)`` computed at each shift ``k + lr``.
+    ``anneal``) selects the column values ``u_i(d)`` computed at each shift ``k + lr``. The
+    clamp bounds are constants per weight (``trainer.lo``, ``trainer.hi``): rule ``ed``'s
+    sign constraint is a bound at 0, no extra logic.
+
+    Rule ``ed`` (error diffusion): its first layer holds two registers per input, the ``+``
+    and ``-`` copies (opposite fixed signs), both updated from the same input; the forward
+    pass adds them (one adder per pair) and then treats the sum like a single weight. The
+    deltas are ``csb``'s with other tags and signs (the class of the neuron's network, its
+    type): a multiplexer and a sign flip per hidden neuron either way.
 
     Parameters
     ----------
     trainer : IntTrainer
-        Shape, rule config, hidden signs/tags, masks, initial weights and LFSR state.
+        Shape, rule config, hidden signs/tags, masks, clamp bounds, initial weights and
+        LFSR state.
     serial : bool
         Bit-serial forward pass (see above).
+    fold : int
+        With ``serial``: clocks per bit plane, ``1/fold`` of the forward adders (see above).
 
     Members
     -------
@@ -100,16 +120,24 @@ class TrainableNet(wiring.Component):
         (it was not trained on).
     """
 
-    def __init__(self, trainer, *, serial=False):
+    def __init__(self, trainer, *, serial=False, fold=1):
+        if not isinstance(fold, int) or not 1 <= fold <= 16 or (fold > 1 and not serial):
+            self._MustUse__silence = True           # never elaborated: no "unused" warning
+            raise ClockpropError(f"TrainableNet: fold must be an integer in [1, 16], and "
+                                 f"above 1 only with serial=True; got {fold!r}")
         self.trainer = trainer
         self.cfg = cfg = trainer.cfg
         self.fmt = fmt = trainer.fmt
         self.serial = bool(serial)
+        self.fold = fold
         self.shape = list(trainer.shape)
         self.n_layers = L = len(self.shape) - 1
         self.n_classes = self.shape[-1]
-        self.planes = fmt.act_bits if self.serial else 1
-        self.interval = L * self.planes + 1
+        self.planes = fmt.act_bits * fold if self.serial else 1
+        # bit-serial: the planes, then one clock that rounds, clips and gates the sum
+        self.layer_clocks = self.planes + 1 if self.serial else 1
+        self.levels = max(1, ceil_log2(self.n_classes))   # argmax tree, one level a clock
+        self.interval = L * self.layer_clocks + self.levels + 1
         self.latency = self.interval
         self.n_weights = sum(v.size for v in trainer.v)
         a, w = fmt.a_max, cfg.f_max(L - 1)
@@ -142,7 +170,9 @@ class TrainableNet(wiring.Component):
         cfg, fmt, tr, L = self.cfg, self.fmt, self.trainer, self.n_layers
         A, wb, ab = fmt.a_max, fmt.weight_bits, fmt.act_bits
         C = self.n_classes
-        P = self.planes                         # clocks per layer (ab if serial, else 1)
+        P = self.planes                         # sum clocks per layer (ab G if serial, else 1)
+        Q = self.layer_clocks                   # clocks per layer (P + 1 if serial, else 1)
+        G = self.fold
 
         # -- state: weights (absent ones are the constant 0), activations, control ------
         weights, flat = [], []
@@ -182,39 +212,81 @@ class TrainableNet(wiring.Component):
 
         # -- forward: layer l is computed in clocks l * P + 1 .. (l + 1) * P -------------
         tree = AdderTree(m, None, 0, cost)
+        mg = cfg.gate_margin
+        gates = [[] for _ in range(L - 1)]
         for l in range(L):
             rows = weights[l]
             n_in, d = self.shape[l], cfg.drop[l]
             fb = wb - d
             hidden = l < L - 1
             rnd = (1 << (cfg.frac[l] - 1)) if hidden else 0
-            first, final = l * P + 1, (l + 1) * P
+            first, final = l * Q + 1, (l + 1) * Q   # the layer's first and output clocks
             if P > 1:
-                # bit-serial: the activation bit of this clock, MSB first (shared by a layer)
+                # bit-serial: the activation bit plane of this clock, MSB first, and (fold G)
+                # the group of inputs ``i = G k + grp`` it adds (shared by a layer)
                 plane = Signal(range(ab), name=f"plane{l}")
-                m.d.comb += plane.eq(ab - 1 - (phase - first))
+                grp = Signal(range(max(2, G)), name=f"grp{l}")
+                with m.Switch(phase):
+                    for t in range(P):
+                        with m.Case(first + t):
+                            m.d.comb += [plane.eq(ab - 1 - t // G), grp.eq(t % G)]
                 bits = [acts[l][i].bit_select(plane, 1) for i in range(n_in)]
                 cost.lut += n_in * (ab - 1)
+                if G > 1:
+                    n_groups = -(-n_in // G)
+                    padded = bits + [Const(0, 1)] * (n_groups * G - n_in)
+                    bits = [Array(padded[k * G:(k + 1) * G])[grp] for k in range(n_groups)]
+                    cost.lut += n_groups * (G - 1)
+            src = tr.col_src[l]
             for j, row in enumerate(rows):
                 fw = [None if w is None else w[d:].as_signed() for w in row]   # F = V >> d
+                if len(src) != n_in:
+                    # ed: the + and - copies of input i add (opposite signs: fb bits hold it)
+                    pairs = []
+                    for i in range(n_in):
+                        cols = [fw[c] for c in np.flatnonzero(src == i) if fw[c] is not None]
+                        if len(cols) < 2:
+                            pairs.append(cols[0] if cols else None)
+                            continue
+                        p = Signal(signed(fb), name=f"p{l}_{j}_{i}")
+                        m.d.comb += p.eq(cols[0] + cols[1])
+                        cost.lut += fb
+                        pairs.append(p)
+                    fw = pairs + [fw[-1]]
                 leaves = []
-                if P > 1:
+                if P > 1 and G == 1:
                     for i in range(n_in):
                         if fw[i] is not None:
                             leaves.append((Mux(bits[i], fw[i], 0), +1))
                             cost.lut += fb
                     leaves.append((fw[n_in], +1))           # bias: every bit of A is 1
+                elif P > 1:
+                    # fold: one leaf per group of G inputs, the weight of input G k + grp
+                    zero = Const(0, signed(fb))
+                    for k, bit in enumerate(bits):
+                        group = fw[k * G:min((k + 1) * G, n_in)]
+                        if all(w is None for w in group):
+                            continue
+                        group = [zero if w is None else w for w in group]
+                        group += [zero] * (G - len(group))
+                        leaves.append((Mux(bit, Array(group)[grp], 0), +1))
+                        cost.lut += fb * (G - 1)
+                    leaves.append((Mux(grp == 0, fw[n_in], 0), +1))     # bias once a plane
+                    cost.lut += fb
+                if P > 1:
                     s_b = tree.sum(leaves, 0, f"s{l}_{j}", 0)
                     big = A * cfg.f_max(l) * (n_in + 1)
                     acc = Signal(signed(signed_width(-big, big)), name=f"acc{l}_{j}")
                     cost.ff += len(acc)
+                    # acc = 2 acc + s at a new plane (grp 0), acc + s within a plane
+                    prev = (acc << 1) if G == 1 else Mux(grp == 0, acc << 1, acc)
                     with m.If(phase == first):
                         m.d.sync += acc.eq(s_b)
                     with m.Elif((phase > first) & (phase < final)):
-                        m.d.sync += acc.eq((acc << 1) + s_b)
-                    cost.lut += len(acc)
-                    h = (acc << 1) + s_b + rnd
-                    cost.lut += len(acc) + (len(acc) if rnd else 0)
+                        m.d.sync += acc.eq(prev + s_b)
+                    cost.lut += len(acc) * (1 if G == 1 else 2)
+                    h = acc + rnd                       # the output clock
+                    cost.lut += len(acc) if rnd else 0
                 else:
                     for i in range(n_in):
                         if fw[i] is None:
@@ -228,21 +300,47 @@ class TrainableNet(wiring.Component):
                 if hidden:
                     shifted = h >> cfg.frac[l]
                     value = Mux(shifted < 0, 0, Mux(shifted > A, A, shifted))
-                    cost.lut += ab + 2
+                    # the gate [-m < q < A + m], registered with the activation
+                    gate = Signal(name=f"g{l}_{j}")
+                    gates[l].append(gate)
+                    cost.lut += ab + 2 + 2 * -(-len(shifted) // 3)
+                    cost.ff += 1
                     with m.If(phase == final):
-                        m.d.sync += acts[l + 1][j].eq(value)
+                        m.d.sync += [acts[l + 1][j].eq(value),
+                                     gate.eq((shifted > -mg) & (shifted < A + mg))]
                 else:
                     with m.If(phase == final):
                         m.d.sync += logits[j].eq(h)
 
-        # -- result: argmax of the logits (first maximum, as np.argmax) ------------------
-        best, best_idx = logits[0], Const(0, self.o.payload.cls.shape())
-        for c in range(1, C):
-            better = logits[c] > best
-            best = Mux(better, logits[c], best)
-            best_idx = Mux(better, c, best_idx)
-            cost.lut += 2 * self.logit_width + len(best_idx)
-        m.d.comb += [self.o.payload.logits.eq(logits), self.o.payload.cls.eq(best_idx)]
+        # -- result: argmax of the logits (first maximum, as np.argmax): a comparator tree
+        # with a register after every level, so neither it nor the error is on the path
+        # into the update ------------------------------------------------------------------
+        cls_shape = self.o.payload.cls.shape()
+        nodes = [(logits[c], Const(c, cls_shape)) for c in range(C)]
+        level = 0
+        while len(nodes) > 1:
+            paired = []
+            for k in range(0, len(nodes) - 1, 2):
+                (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
+                better = vb > va                    # ties keep the lower class
+                v = Signal(signed(self.logit_width), name=f"best{level}_{k // 2}")
+                i = Signal(cls_shape, name=f"cls{level}_{k // 2}")
+                m.d.sync += [v.eq(Mux(better, vb, va)), i.eq(Mux(better, ib, ia))]
+                cost.lut += 2 * self.logit_width + len(ia)
+                cost.ff += self.logit_width + len(ia)
+                paired.append((v, i))
+            if len(nodes) % 2:                      # an odd one out waits a clock
+                v = Signal(signed(self.logit_width), name=f"best{level}_{len(nodes) // 2}")
+                i = Signal(cls_shape, name=f"cls{level}_{len(nodes) // 2}")
+                m.d.sync += [v.eq(nodes[-1][0]), i.eq(nodes[-1][1])]
+                cost.ff += self.logit_width + len(i)
+                paired.append((v, i))
+            nodes = paired
+            level += 1
+        # one tree level a clock, every clock: the class is right from clock L Q + levels
+        # (the logits hold still from L Q + 1 until the next sample's last layer)
+        m.d.comb += [self.o.payload.logits.eq(logits), self.o.payload.cls.eq(nodes[0][1])]
+        settle = phase == L * Q + 1                 # logits are in: register the error
 
         # -- error and deltas ------------------------------------------------------------
         emax = cfg.e_max
@@ -253,18 +351,18 @@ class TrainableNet(wiring.Component):
             diff = Mux(label == c, target, 0) - logits[c]
             q = diff >> cfg.e_shift
             e = Signal(e_shape, name=f"e{c}")
-            m.d.comb += e.eq(Mux(q > emax, emax, Mux(q < -emax, -emax, q)))
+            with m.If(settle):
+                m.d.sync += e.eq(Mux(q > emax, emax, Mux(q < -emax, -emax, q)))
             cost.lut += 2 * self.logit_width + len(e)
+            cost.ff += len(e)
             err.append(e)
         deltas = []
         for l in range(L - 1):
             row = []
             for j in range(self.shape[l + 1]):
-                a = acts[l + 1][j]
-                gate = (a != 0) & (a != A)
                 e = err[int(tr.tags[l][j])]
                 d = Signal(e_shape, name=f"d{l}_{j}")
-                m.d.comb += d.eq(Mux(gate, e if tr.signs[l][j] > 0 else -e, 0))
+                m.d.comb += d.eq(Mux(gates[l][j], e if tr.signs[l][j] > 0 else -e, 0))
                 cost.lut += 2 * len(e)
                 row.append(d)
             deltas.append(row)
@@ -285,17 +383,20 @@ class TrainableNet(wiring.Component):
 
         # -- the update: every weight in the same clock ----------------------------------
         for l in range(L):
-            n_in = self.shape[l]
+            n_cols = tr.n_cols[l]
             k = cfg.shift[l]
-            v_lo, v_hi = cfg.v_lo(l), cfg.v_hi(l)
-            offsets = lfsr_offsets(n_in, l)
+            lo, hi = tr.lo[l], tr.hi[l]             # per-weight clamp bounds (ed: signs)
+            offsets = lfsr_offsets(n_cols, l)
             u_lo = (-emax * A) >> k
             u_hi = (emax * A + cfg.r_max(l)) >> k
             u_shape = signed(signed_width(u_lo, u_hi))
             step = self.step_form[l]
             columns = []
-            for i in range(n_in + 1):
-                ahat = acts[l][i] if i < n_in else Const(A, ab)
+            for i in range(n_cols + 1):
+                if not tr.masks[l][:, i].any():
+                    columns.append(None)                    # no weight reads this column
+                    continue
+                ahat = acts[l][int(tr.col_src[l][i])] if i < n_cols else Const(A, ab)
                 per_lr = []
                 for s in range(cfg.anneal + 1):             # u at each learning-rate shift
                     ks = k + s
@@ -305,9 +406,11 @@ class TrainableNet(wiring.Component):
                     else:
                         r = Const(cfg.r_const(l, s), max(1, ks + 1))
                     per_lr.append([(ahat * d + r) >> ks for d in range(-emax, emax + 1)])
-                    cost.lut += 2 * emax * (ab + 2 + ks)
+                    # a constant multiple of ahat plus r per non-zero delta value (with |u|
+                    # <= 1 only the carry out of ``|d| ahat + r`` matters: a comparator)
+                    cost.lut += 2 * emax * ((ks + 1) if step else (ab + 2 + ks))
                 if cfg.anneal:
-                    cost.lut += 2 * emax * u_shape.width * cfg.anneal      # select by lr
+                    cost.lut += 2 * emax * (1 if step else u_shape.width) * cfg.anneal
                 us = []
                 for d in range(-emax, emax + 1):
                     u = Signal(u_shape, name=f"u{l}_{i}_{d + emax}")
@@ -337,7 +440,7 @@ class TrainableNet(wiring.Component):
                         # an up/down counter that stops at the clamp bounds: bit-identical to
                         # clamp(w + u, -v_lo, v_hi) because |u| <= 1
                         move = (onehot & columns[i]).any()
-                        stop = Mux(down, w == -v_lo, w == v_hi)
+                        stop = Mux(down, w == int(lo[j, i]), w == int(hi[j, i]))
                         with m.If(update & move & ~stop):
                             m.d.sync += w.eq(w + Mux(down, -1, 1))
                         # select (AND-OR of 2 E pairs), +-1 adder, two constant compares,
@@ -345,7 +448,8 @@ class TrainableNet(wiring.Component):
                         cost.lut += 2 * emax + wb + 2 * -(-(wb - 1) // 3) + 1
                     else:
                         s = w + columns[i][sel]
-                        new = Mux(s > v_hi, v_hi, Mux(s < -v_lo, -v_lo, s))
+                        w_lo, w_hi = int(lo[j, i]), int(hi[j, i])
+                        new = Mux(s > w_hi, w_hi, Mux(s < w_lo, w_lo, s))
                         # select u by the row's delta (AND-OR, two pairs per LUT4), add,
                         # clamp (compare + 2:1 mux)
                         cost.lut += emax * u_shape.width + (wb + 1) + wb + wb // 2

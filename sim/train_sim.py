@@ -47,15 +47,15 @@ def unpack_weights(word, trainer, weight_bits):
     return out
 
 
-def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, vcd=None,
-                      progress=None):
+def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, fold=1,
+                      vcd=None, progress=None):
     """Stream samples ``a`` [N, n_in] with ``labels`` [N] through a :class:`TrainableNet`.
 
     A new sample is offered every clock and the result is always taken, so the unit runs at
-    its full rate, one sample every ``dut.interval`` clocks (``L + 1``, or ``L * act_bits + 1``
-    with ``serial``: the bit-serial forward pass of :class:`TrainableNet`). ``train=False``
-    runs inference only. ``lr`` (one per sample, or one for all) is each sample's extra
-    learning-rate shift (config ``anneal``; see :func:`sw.inttrain.lr_schedule`).
+    its full rate, one sample every ``dut.interval`` clocks (``L + T + 1``, ``T = ceil(log2
+    C)``, or ``L * (act_bits * fold + 1) + T + 1`` with ``serial``: :class:`TrainableNet`).
+    ``train=False`` runs inference only. ``lr`` (one per sample, or one for all) is each
+    sample's extra learning-rate shift (config ``anneal``; see :func:`sw.inttrain.lr_schedule`).
     Labels are sent as given (a label ``>= n_classes`` sets the gateware's ``error`` flag);
     they must fit the label field.
     """
@@ -64,7 +64,7 @@ def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, vcd
     if a.ndim != 2 or a.shape[1] != trainer.shape[0] or labels.shape != (len(a),):
         raise ClockpropError(f"train sim: want inputs [N, {trainer.shape[0]}] and N labels, "
                              f"got {a.shape} and {labels.shape}")
-    dut = TrainableNet(trainer, serial=serial)
+    dut = TrainableNet(trainer, serial=serial, fold=fold)
     fmt = trainer.fmt
     layout = dut.i.payload.shape()
     label_bits = layout["label"].shape.width

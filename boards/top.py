@@ -26,7 +26,8 @@ from ..hw.selftest import SelfTest
 from ..hw.uart import UARTRx, UARTTx
 from ..sw.protocol import ErrorCode, FrameType, SelfTestResult
 
-__all__ = ["DeviceCore", "BoardTop", "connect_board", "sample_bytes", "result_bytes"]
+__all__ = ["DeviceCore", "BoardShell", "BoardTop", "connect_board", "sample_bytes",
+           "result_bytes"]
 
 
 def sample_bytes(model):
@@ -115,13 +116,25 @@ class DeviceCore(wiring.Component):
         out = Signal(8 * out_bytes)            # payload of the answer, sent LSB byte first
         out_type = Signal(8)
         out_len = Signal(16)
+        out_empty = Signal()                   # out_len == 0
         left = Signal(16)                      # bytes still to move, minus one
+        last = Signal()                        # left == 0, registered with it
+
+        def count_from(length):
+            m.d.sync += [left.eq(length - 1), last.eq(length == 1)]
+
+        def count_down():
+            m.d.sync += [left.eq(left - 1), last.eq(left == 1)]
         pending = Signal(8)                    # error code to report when idle (0: none)
 
-        # A frame cut short (timeout) was corrupted on the way too: ask for it again.
-        with m.If(frame_rx.crc_error | frame_rx.timeout_error):
+        # A frame cut short (timeout) was corrupted on the way too: ask for it again. The
+        # receiver's strobes are registered first: no path from its state machine into this.
+        bad_crc, bad_length = Signal(), Signal()
+        m.d.sync += [bad_crc.eq(frame_rx.crc_error | frame_rx.timeout_error),
+                     bad_length.eq(frame_rx.length_error)]
+        with m.If(bad_crc):
             m.d.sync += pending.eq(ErrorCode.CRC)
-        with m.If(frame_rx.length_error):
+        with m.If(bad_length):
             m.d.sync += pending.eq(ErrorCode.LENGTH)
 
         # The pipeline serves either the host's samples or the self-test, between an input
@@ -144,9 +157,13 @@ class DeviceCore(wiring.Component):
         else:
             m.d.comb += [pipe.i.valid.eq(src_valid), pipe.i.payload.eq(src_payload),
                          src_ready.eq(pipe.i.ready)]
+        # ``res`` holds the last valid result (only one host sample is ever in flight), so
+        # the answer can be formed from it a clock or more after ``res_valid``.
         res_valid = Signal()
         res = Signal.like(pipe.o.payload)
-        m.d.sync += [res_valid.eq(pipe.o.valid), res.eq(pipe.o.payload)]
+        m.d.sync += res_valid.eq(pipe.o.valid)
+        with m.If(pipe.o.valid):
+            m.d.sync += res.eq(pipe.o.payload)
         if self.selftest is not None:
             m.submodules.selftest = st = self.selftest
             m.d.comb += [st.o.ready.eq(src_ready), st.i.payload.eq(res)]
@@ -160,10 +177,31 @@ class DeviceCore(wiring.Component):
         with m.If(src_valid & src_ready & ~st_mode):
             m.d.sync += issued.eq(0)
 
-        def answer(type_, length, payload):
-            m.d.sync += [out_type.eq(type_), out_len.eq(length), out.eq(payload)]
-            m.next = "SEND_HEADER"
+        # Every answer is loaded in one state, ANSWER, from the source that the state before
+        # it chose into a one-hot register: the answer registers' clock enable is one state
+        # decode, and their data a two-level AND-OR, however many states answer.
+        ans_error, ans_pong, ans_result, ans_selftest = (
+            Signal(name=f"ans_{n}") for n in ("error", "pong", "result", "selftest"))
+        error_code = Signal(8)
 
+        def answer(source, code=None):
+            m.d.sync += [ans_error.eq(source is ans_error), ans_pong.eq(source is ans_pong),
+                         ans_result.eq(source is ans_result),
+                         ans_selftest.eq(source is ans_selftest)]
+            if code is not None:
+                m.d.sync += error_code.eq(code)
+            m.next = "ANSWER"
+
+        def one_hot(*terms):
+            value = 0
+            for sel, term in terms:
+                value = value | Mux(sel, term, 0)
+            return value
+
+        result_payload = Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits)
+        selftest_payload = (Cat(st.correct, st.total, st.cycles) if self.selftest is not None
+                            else Const(0, 1))
+        h_len = Signal(16)
         m.d.comb += [frame_tx.header.payload.type.eq(out_type),
                      frame_tx.header.payload.length.eq(out_len)]
 
@@ -178,7 +216,6 @@ class DeviceCore(wiring.Component):
 
         has_selftest = self.selftest is not None
         # The request, decoded into flags as its header is taken.
-        h_len = Signal(16)
         req_sample, req_ping, req_selftest, req_known, req_empty = (
             Signal(name=f"req_{n}") for n in ("sample", "ping", "selftest", "known", "empty"))
         with m.FSM():
@@ -187,8 +224,9 @@ class DeviceCore(wiring.Component):
                 with m.If(frame_rx.header.valid):
                     hp = frame_rx.header.payload
                     is_selftest = Const(has_selftest) & (hp.type == FrameType.SELFTEST)
+                    count_from(hp.length)
                     m.d.sync += [
-                        h_len.eq(hp.length), left.eq(hp.length - 1),
+                        h_len.eq(hp.length),
                         req_sample.eq((hp.type == FrameType.SAMPLE) &
                                       (hp.length == self.sample_bytes)),
                         req_ping.eq(hp.type == FrameType.PING),
@@ -199,7 +237,7 @@ class DeviceCore(wiring.Component):
                     m.next = "DECODE"
                 with m.Elif(pending != 0):
                     m.d.sync += pending.eq(0)
-                    answer(FrameType.ERROR, 1, pending)
+                    answer(ans_error, pending)
 
             # Acted on a clock after the frame receiver's header, from registered flags: no
             # path from its state machine through this one.
@@ -207,23 +245,23 @@ class DeviceCore(wiring.Component):
                 with m.If(req_sample):
                     m.next = "LOAD"
                 with m.Elif(req_ping):
-                    answer(FrameType.PONG, h_len, 0)
+                    answer(ans_pong)
                 with m.Elif(req_selftest):
                     m.next = "SELFTEST"
                 with m.Else():
-                    m.d.sync += out.eq(Mux(req_known, ErrorCode.LENGTH, ErrorCode.UNKNOWN_TYPE))
+                    m.d.sync += error_code.eq(Mux(req_known, ErrorCode.LENGTH,
+                                                  ErrorCode.UNKNOWN_TYPE))
                     with m.If(req_empty):
-                        m.d.sync += [out_type.eq(FrameType.ERROR), out_len.eq(1)]
-                        m.next = "SEND_HEADER"
+                        answer(ans_error)
                     with m.Else():
                         m.next = "DRAIN"
 
             with m.State("LOAD"):
                 m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
                 with m.If(frame_rx.o.valid):
-                    m.d.sync += [sample.eq(Cat(sample[8:], frame_rx.o.payload)),
-                                 left.eq(left - 1)]
-                    with m.If(left == 0):
+                    m.d.sync += sample.eq(Cat(sample[8:], frame_rx.o.payload))
+                    count_down()
+                    with m.If(last):
                         m.next = "ISSUE"
 
             with m.State("ISSUE"):
@@ -234,18 +272,14 @@ class DeviceCore(wiring.Component):
             with m.State("WAIT"):
                 m.d.comb += self.activity.eq(1)
                 with m.If(res_valid):
-                    r = res
-                    m.d.sync += self.last_class.eq(r.cls)
-                    answer(FrameType.RESULT, self.result_bytes,
-                           Cat(r.cls, Const(0, 8 - len(r.cls)), r.logits))
+                    answer(ans_result)
 
             with m.State("DRAIN"):
                 m.d.comb += frame_rx.o.ready.eq(1)
                 with m.If(frame_rx.o.valid):
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(left == 0):
-                        m.d.sync += [out_type.eq(FrameType.ERROR), out_len.eq(1)]
-                        m.next = "SEND_HEADER"
+                    count_down()
+                    with m.If(last):
+                        answer(ans_error)
 
             with m.State("SELFTEST"):
                 m.d.comb += self.activity.eq(1)
@@ -258,14 +292,29 @@ class DeviceCore(wiring.Component):
                 if self.selftest is not None:
                     m.d.comb += st_mode.eq(1)
                     with m.If(st.done):
-                        answer(FrameType.SELFTEST_RESULT, SelfTestResult.SIZE,
-                               Cat(st.correct, st.total, st.cycles))
+                        answer(ans_selftest)
+
+            with m.State("ANSWER"):
+                m.d.sync += [
+                    out_type.eq(one_hot((ans_error, FrameType.ERROR), (ans_pong, FrameType.PONG),
+                                        (ans_result, FrameType.RESULT),
+                                        (ans_selftest, FrameType.SELFTEST_RESULT))),
+                    out_len.eq(one_hot((ans_error, 1), (ans_pong, h_len),
+                                       (ans_result, self.result_bytes),
+                                       (ans_selftest, SelfTestResult.SIZE))),
+                    out.eq(one_hot((ans_error, error_code), (ans_result, result_payload),
+                                   (ans_selftest, selftest_payload))),
+                ]
+                m.d.sync += out_empty.eq(ans_pong & (h_len == 0))
+                with m.If(ans_result):
+                    m.d.sync += self.last_class.eq(res.cls)
+                m.next = "SEND_HEADER"
 
             with m.State("SEND_HEADER"):
                 m.d.comb += frame_tx.header.valid.eq(1)
                 with m.If(frame_tx.header.ready):
-                    m.d.sync += left.eq(out_len - 1)
-                    with m.If(out_len == 0):
+                    count_from(out_len)
+                    with m.If(out_empty):
                         m.next = "IDLE"
                     with m.Elif(out_type == FrameType.PONG):
                         m.next = "ECHO"
@@ -274,33 +323,77 @@ class DeviceCore(wiring.Component):
 
             with m.State("SEND"):
                 with m.If(~tx_valid):
-                    m.d.sync += [tx_byte.eq(out[:8]), tx_valid.eq(1), out.eq(out >> 8),
-                                 left.eq(left - 1)]
-                    with m.If(left == 0):
+                    m.d.sync += [tx_byte.eq(out[:8]), tx_valid.eq(1), out.eq(out >> 8)]
+                    count_down()
+                    with m.If(last):
                         m.next = "IDLE"
 
             with m.State("ECHO"):
                 m.d.comb += frame_rx.o.ready.eq(~tx_valid)
                 with m.If(~tx_valid & frame_rx.o.valid):
-                    m.d.sync += [tx_byte.eq(frame_rx.o.payload), tx_valid.eq(1),
-                                 left.eq(left - 1)]
-                    with m.If(left == 0):
+                    m.d.sync += [tx_byte.eq(frame_rx.o.payload), tx_valid.eq(1)]
+                    count_down()
+                    with m.If(last):
                         m.next = "IDLE"
         return m
 
 
-class BoardTop(Elaboratable):
-    """A :class:`DeviceCore` on a board: PLL to ``freq``, UART pins, LEDs for the class.
+class BoardShell(Elaboratable):
+    """Puts a platform-free core on a board: the ``sync`` clock domain at ``freq`` (PLL), the
+    UART pins and the LEDs. The three board tops (classifier, recurrent, training) are this
+    with their own core.
+
+    A subclass implements :meth:`make_core` and may override :meth:`clock_domain`. The core
+    has the members ``rx``, ``tx``, ``activity`` and the one named by ``leds``.
 
     Parameters
     ----------
     board : Board
         From :mod:`clockprop.boards.registry`.
-    model : IntModel
     freq : float
-        Requested pipeline clock in Hz (the PLL gets as close as it can: ``self.freq`` after
-        elaboration).
+        Requested clock in Hz (the PLL gets as close as it can: ``self.freq`` after
+        elaboration, and ``self.core`` is the core then).
     baud : int
+    """
+
+    leds = "last_class"
+
+    def __init__(self, board, *, freq, baud=115200):
+        self.board = board
+        self.requested_freq = freq
+        self.baud = baud
+        self.freq = None
+        self.core = None
+
+    def make_core(self, divisor):
+        """The core, for a UART ``divisor`` (clocks per bit)."""
+        raise NotImplementedError
+
+    def clock_domain(self, m, platform):
+        """Create the ``sync`` domain; returns its frequency."""
+        from .pll import clock_domain
+        return clock_domain(m, self.board, platform, self.requested_freq)
+
+    def elaborate(self, platform):
+        from ..hw.uart import uart_divisor
+
+        m = Module()
+        self.freq = self.clock_domain(m, platform)
+        self.core = core = self.make_core(uart_divisor(self.freq, self.baud))
+        m.submodules.core = core
+        connect_board(m, platform, self.board, rx=core.rx, tx=core.tx,
+                      leds=getattr(core, self.leds), activity=core.activity)
+        return m
+
+
+class BoardTop(BoardShell):
+    """A :class:`DeviceCore` on a board: PLL to ``freq``, UART pins, LEDs for the class.
+
+    Parameters
+    ----------
+    board, freq, baud :
+        As :class:`BoardShell`.
+    model : IntModel
     register_every : int
     fold : sequence of int, optional
     selftest : tuple (samples, labels) or None
@@ -308,29 +401,15 @@ class BoardTop(Elaboratable):
 
     def __init__(self, board, model, *, freq, baud=115200, register_every=0, fold=None,
                  selftest=None):
-        self.board = board
+        super().__init__(board, freq=freq, baud=baud)
         self.model = model
-        self.requested_freq = freq
-        self.baud = baud
         self.register_every = register_every
         self.fold = fold
         self.selftest = selftest
-        self.freq = None
-        self.core = None
 
-    def elaborate(self, platform):
-        from ..hw.uart import uart_divisor
-        from .pll import clock_domain
-
-        m = Module()
-        self.freq = clock_domain(m, self.board, platform, self.requested_freq)
-        self.core = core = DeviceCore(self.model, divisor=uart_divisor(self.freq, self.baud),
-                                      register_every=self.register_every,
-                                      fold=self.fold, selftest=self.selftest)
-        m.submodules.core = core
-        connect_board(m, platform, self.board, rx=core.rx, tx=core.tx,
-                      leds=core.last_class, activity=core.activity)
-        return m
+    def make_core(self, divisor):
+        return DeviceCore(self.model, divisor=divisor, register_every=self.register_every,
+                          fold=self.fold, selftest=self.selftest)
 
 
 def connect_board(m, platform, board, *, rx, tx, leds, activity):

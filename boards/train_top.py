@@ -23,7 +23,7 @@ Requests (frame types of :mod:`clockprop.sw.protocol`):
 import copy
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Fragment, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Fragment, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -33,6 +33,7 @@ from ..hw.uart import UARTRx, UARTTx
 from ..hw.update import TrainableNet
 from ..sw.errors import ClockpropError
 from ..sw.protocol import WEIGHTS_CHUNK, ErrorCode, FrameType, TrainAck
+from .top import BoardShell
 
 __all__ = ["TrainDeviceCore", "TrainBoardTop", "stored_order"]
 
@@ -405,7 +406,7 @@ class TrainDeviceCore(wiring.Component):
         return m
 
 
-class TrainBoardTop(Elaboratable):
+class TrainBoardTop(BoardShell):
     """A :class:`TrainDeviceCore` on a board: PLL to ``freq``, UART pins, LEDs (the last
     class, and activity).
 
@@ -423,28 +424,12 @@ class TrainBoardTop(Elaboratable):
 
     def __init__(self, board, trainer, *, freq, baud=115200, serial=True, fold=1,
                  stored=None):
-        self.board = board
+        super().__init__(board, freq=freq, baud=baud)
         self.trainer = copy.deepcopy(trainer)
-        self.requested_freq = freq
-        self.baud = baud
         self.serial = serial
         self.fold = fold
         self.stored = stored
-        self.freq = None
-        self.core = None
 
-    def elaborate(self, platform):
-        from ..hw.uart import uart_divisor
-        from .pll import clock_domain
-        from .top import connect_board
-
-        m = Module()
-        self.freq = clock_domain(m, self.board, platform, self.requested_freq)
-        self.core = core = TrainDeviceCore(self.trainer,
-                                           divisor=uart_divisor(self.freq, self.baud),
-                                           serial=self.serial, fold=self.fold,
-                                           stored=self.stored)
-        m.submodules.core = core
-        connect_board(m, platform, self.board, rx=core.rx, tx=core.tx,
-                      leds=core.last_class, activity=core.activity)
-        return m
+    def make_core(self, divisor):
+        return TrainDeviceCore(self.trainer, divisor=divisor, serial=self.serial,
+                               fold=self.fold, stored=self.stored)

@@ -59,7 +59,9 @@ class Argmax(wiring.Component):
             paired = []
             for k in range(0, len(nodes) - 1, 2):
                 (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
-                take_b = vb > va
+                # vb > va as the top bit of va - vb (one bit wider than both): a carry
+                # chain, where the comparison became LUTs several levels deep on iCE40.
+                take_b = (va - vb)[-1]
                 paired.append((Mux(take_b, vb, va), Mux(take_b, ib, ia)))
                 self.cost.lut += 2 * len(va) + width        # comparator, value and index muxes
             if len(nodes) % 2:

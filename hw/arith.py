@@ -75,20 +75,26 @@ class AdderTree:
         self._every = register_every
         self.cost = cost
 
-    def levels_for(self, n_terms):
-        """Register levels that a tree of ``n_terms`` terms gets."""
+    def levels_for(self, n_terms, constant=0):
+        """Register levels that a tree of ``n_terms`` terms (and ``constant``) gets."""
+        n_terms += constant != 0
         depth = max(n_terms - 1, 0).bit_length()      # ceil(log2(n_terms))
         return (depth - 1) // self._every if self._every and depth else 0
 
     def sum(self, terms, constant, name, levels):
         """``sum(sign * value for value, sign in terms) + constant``, after ``levels`` clocks.
 
-        ``levels`` must be at least :meth:`levels_for` the number of terms; shorter trees are
-        padded with delay registers so that every neuron of a layer has the same latency.
+        ``levels`` must be at least :meth:`levels_for` the number of terms and the constant;
+        shorter trees are padded with delay registers so that every neuron of a layer has the
+        same latency.
         """
         # Each node is (value, sign): the sum it stands for is sign * value. Combining signs
         # this way needs no negation at the leaves: (+a) + (-b) is the subtraction a - b.
-        nodes = list(terms) or [(Const(0, unsigned(1)), +1)]
+        # The constant is a leaf too, not an adder after the tree's last register.
+        nodes = list(terms)
+        if constant:
+            nodes.append((Const(abs(constant)), +1 if constant > 0 else -1))
+        nodes = nodes or [(Const(0, unsigned(1)), +1)]
         depth = done = 0
         while len(nodes) > 1:
             paired = []
@@ -112,10 +118,9 @@ class AdderTree:
                 done += 1
         assert done <= levels
         value, sign = nodes[0]
-        if sign > 0 and not constant:
-            total = value
-        else:
-            total = value + constant if sign > 0 else constant - value
+        total = value
+        if sign < 0:
+            total = -value
             self.cost.lut += len(total)
         return self.delay(total, levels - done, name)
 

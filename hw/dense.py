@@ -63,7 +63,8 @@ class DenseLayer(wiring.Component):
                         for shift, sign in csd_digits(layer.weight[j, i])]
                        for j in range(layer.n_out)]
         probe = AdderTree(None, None, register_every, Cost())
-        self.tree_levels = max(probe.levels_for(len(t)) for t in self._terms)
+        self.tree_levels = max(probe.levels_for(len(t), int(b))
+                               for t, b in zip(self._terms, layer.bias))
         self.latency = 1 + self.tree_levels
         self.interval = 1
         self.cost = Cost()

@@ -90,15 +90,18 @@ class FrameRx(wiring.Component):
     i : In(stream.Signature(8))
         Link bytes. Taken one per cycle while receiving; garbage before SYNC is skipped.
     header : Out(stream.Signature(FrameHeader))
-        One beat per good frame, offered the cycle after its last CRC byte is taken.
+        One beat per good frame, offered two cycles after its last CRC byte is taken.
     o : Out(stream.Signature(8))
         Then exactly ``header.length`` payload bytes, one per cycle while ``o.ready``.
     crc_error, length_error, timeout_error : Out(1)
         One-cycle strobes for a dropped frame.
 
-    Latency: the header appears 1 cycle after the last CRC byte; the first payload byte the
-    cycle after the header transfer. Throughput: one byte per cycle in and out, plus one
-    turnaround cycle per frame.
+    Latency: the header appears 2 cycles after the last CRC byte (the CRC is compared from
+    registers); the first payload byte the cycle after the header transfer. Throughput: one
+    byte per cycle in and out, plus three turnaround cycles per frame (the length check, the
+    CRC check, the header). The receiver does not take bytes during the two checks, so a
+    byte source must be able to wait (a UART's receiver holds its byte for a character
+    time).
     """
 
     i: In(stream.Signature(8))
@@ -130,6 +133,10 @@ class FrameRx(wiring.Component):
         hdr = Signal(FrameHeader)
         crc = Signal(16, init=CRC_INIT)
         crc_lo = Signal(8)
+        crc_hi = Signal(8)
+        too_long = Signal()
+        empty = Signal()               # length == 0
+        at_last = Signal()             # the byte at ``index`` is the last one
         index = Signal(range(self._max_length + 1))
         last = Signal.like(index)            # index of the last payload byte
 
@@ -147,17 +154,20 @@ class FrameRx(wiring.Component):
             rd.addr.eq(index),
         ]
 
-        # Abandon a partly received frame after ``timeout`` cycles without a byte.
+        # Abandon a partly received frame after ``timeout`` cycles without a byte. The counter
+        # counts down and its sign bit is the expiry: no comparison on the way into the FSM.
         timed_out = Signal()
         if self._timeout is not None:
-            idle = Signal(range(self._timeout + 1))
+            idle = Signal(range(-1, self._timeout), init=self._timeout - 1)
             receiving = Signal()
-            with m.If(take | ~receiving | timed_out):
-                m.d.sync += idle.eq(0)
+            # While receiving, ``i.ready`` is high, so a byte is taken exactly when it is
+            # valid: ``i.valid`` stands for ``take`` here, without the path through the state.
+            with m.If(self.i.valid | ~receiving | idle[-1]):
+                m.d.sync += idle.eq(self._timeout - 1)
             with m.Else():
-                m.d.sync += idle.eq(idle + 1)
+                m.d.sync += idle.eq(idle - 1)
             m.d.comb += [
-                timed_out.eq(receiving & ~take & (idle == self._timeout)),
+                timed_out.eq(receiving & ~self.i.valid & idle[-1]),
                 self.timeout_error.eq(timed_out),
             ]
 
@@ -177,62 +187,71 @@ class FrameRx(wiring.Component):
                     m.next = "TYPE"
             with m.State("TYPE"):
                 receive()
-                with m.If(take):
+                with m.If(self.i.valid):
                     m.d.sync += hdr.type.eq(byte)
                     m.next = "LEN_LO"
             with m.State("LEN_LO"):
                 receive()
-                with m.If(take):
+                with m.If(self.i.valid):
                     m.d.sync += hdr.length[:8].eq(byte)
                     m.next = "LEN_HI"
             with m.State("LEN_HI"):
                 receive()
-                with m.If(take):
-                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0),
-                                 last.eq((byte << 8 | hdr.length[:8]) - 1)]
-                    with m.If((byte << 8 | hdr.length[:8]) > self._max_length):
-                        m.d.comb += self.length_error.eq(1)
-                        m.next = "HUNT"
-                    with m.Elif((byte == 0) & (hdr.length[:8] == 0)):
-                        m.next = "CRC_LO"
-                    with m.Else():
-                        m.next = "PAYLOAD"
+                with m.If(self.i.valid):
+                    length = Cat(hdr.length[:8], byte)
+                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0), last.eq(length - 1),
+                                 too_long.eq(length > self._max_length),
+                                 empty.eq(length == 0), at_last.eq(length == 1)]
+                    m.next = "LEN_CHECK"
+            # The length (and below, the CRC) is judged a clock after its last byte, from
+            # registers: the comparisons do not follow the UART's byte into the FSM.
+            with m.State("LEN_CHECK"):
+                with m.If(too_long):
+                    m.d.comb += self.length_error.eq(1)
+                    m.next = "HUNT"
+                with m.Elif(empty):
+                    m.next = "CRC_LO"
+                with m.Else():
+                    m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 receive()
-                m.d.comb += wr.en.eq(take)
-                with m.If(take):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == last):
+                m.d.comb += wr.en.eq(self.i.valid)
+                with m.If(self.i.valid):
+                    m.d.sync += [index.eq(index + 1), at_last.eq(index + 1 == last)]
+                    with m.If(at_last):
                         m.next = "CRC_LO"
             with m.State("CRC_LO"):
                 receive()
                 m.d.sync += crc.eq(crc)                # hold: the CRC bytes are not covered
-                with m.If(take):
+                with m.If(self.i.valid):
                     m.d.sync += crc_lo.eq(byte)
                     m.next = "CRC_HI"
             with m.State("CRC_HI"):
                 receive()
                 m.d.sync += crc.eq(crc)
-                with m.If(take):
-                    with m.If((byte << 8 | crc_lo) == crc):
-                        m.next = "HEADER"
-                    with m.Else():
-                        m.d.comb += self.crc_error.eq(1)
-                        m.next = "HUNT"
+                with m.If(self.i.valid):
+                    m.d.sync += crc_hi.eq(byte)
+                    m.next = "CRC_CHECK"
+            with m.State("CRC_CHECK"):
+                with m.If(Cat(crc_lo, crc_hi) == crc):
+                    m.next = "HEADER"
+                with m.Else():
+                    m.d.comb += self.crc_error.eq(1)
+                    m.next = "HUNT"
             with m.State("HEADER"):
                 # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
                 m.d.comb += [self.header.valid.eq(1), rd.addr.eq(0), rd.en.eq(1)]
                 with m.If(self.header.ready):
-                    m.d.sync += index.eq(1)
-                    with m.If(hdr.length == 0):
+                    m.d.sync += [index.eq(1), at_last.eq(hdr.length == 1)]
+                    with m.If(empty):
                         m.next = "HUNT"
                     with m.Else():
                         m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += [self.o.valid.eq(1), rd.en.eq(self.o.ready)]
                 with m.If(self.o.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == hdr.length):
+                    m.d.sync += [index.eq(index + 1), at_last.eq(index == hdr.length - 1)]
+                    with m.If(at_last):
                         m.next = "HUNT"
 
         return m

@@ -85,8 +85,10 @@ class SelfTest(wiring.Component):
                   for row in self._samples]
         m.submodules.sample_mem = sample_mem = Memory(
             shape=unsigned(self.sample_bits), depth=n, init=packed)
+        # Block RAM even though it is small: as logic, yosys builds a read multiplexer N
+        # entries wide, many LUT levels deep on the path from ``seen``.
         m.submodules.label_mem = label_mem = Memory(
-            shape=self.label_shape, depth=n, init=self._labels)
+            shape=self.label_shape, depth=n, init=self._labels, attrs={"rom_style": "block"})
         sample_rd = sample_mem.read_port()
         label_rd = label_mem.read_port()
 

@@ -159,3 +159,34 @@ def test_argmax_pipelining(argmax_every, latency):
     result = simulate(model, x)                         # the default: argmax_every=1
     np.testing.assert_array_equal(result.classes, model.predict(x))
     assert result.latency == 1 + 4
+
+
+@pytest.mark.parametrize("shape", ["signed", "unsigned"])
+def test_argmax_extremes(shape):
+    """The comparator (the top bit of a difference) at the range's ends and on ties: the
+    first maximum, as ``np.argmax``."""
+    from amaranth.hdl import signed, unsigned
+    from amaranth.sim import Simulator
+    from clockprop.hw.argmax import Argmax
+    lo, hi = (-128, 127) if shape == "signed" else (0, 255)
+    argmax = Argmax(signed(8) if shape == "signed" else unsigned(8), 5, register_every=1)
+    rng = np.random.default_rng(3)
+    rows = [[lo] * 5, [hi] * 5, [lo, hi, lo, hi, lo], [hi, lo, lo, lo, hi], [lo, lo, lo, lo, hi],
+            [hi - 1, hi, lo + 1, lo, hi]] + rng.integers(lo, hi + 1, (40, 5)).tolist() + \
+        rng.choice([lo, lo + 1, hi - 1, hi], (40, 5)).tolist()
+    got = []
+
+    async def bench(ctx):
+        ctx.set(argmax.o.ready, 1)
+        ctx.set(argmax.i.valid, 1)
+        for row in rows + [[0] * 5] * argmax.latency:
+            ctx.set(argmax.i.payload, row)
+            await ctx.tick()
+            if ctx.get(argmax.o.valid):
+                got.append(ctx.get(argmax.o.payload.cls))
+
+    sim = Simulator(argmax)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[:len(rows)] == [int(np.argmax(r)) for r in rows]

@@ -1,10 +1,12 @@
 """Benchmark of issue 3: bitstreams for the targets, classic and pipelined adder trees.
 
-    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--timeout SECONDS]
+    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--modes 0,2] [--fast]
+                                     [--timeout SECONDS]
 
 Builds (with the yowasp toolchain) a digits model small enough for the iCE40UP5K on the
 iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock per layer
-(register_every=0) and with pipelined adder trees (register_every=2), and writes
+(register_every=0) and with pipelined adder trees (register_every=2); with ``--fast`` also
+``configs/digits_up5k_fast.toml`` with a register after every adder level; and writes
 reports/bench/boards.json and boards.md with LUT/FF/EBR/DSP, fmax, throughput, latency and
 build time. Results are written after every build, so a long ECP5 run can be stopped.
 """
@@ -76,21 +78,23 @@ def main():
     p.add_argument("--only", choices=["up5k", "ecp5"])
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--modes", default="0,2", help="register_every values")
+    p.add_argument("--fast", action="store_true",
+                   help="also configs/digits_up5k_fast.toml (more pruned) with a register after "
+                        "every adder level (k=1)")
     args = p.parse_args()
     from clockprop.boards.build import build
 
+    modes = [int(k) for k in args.modes.split(",")]
     jobs = []
     if args.only in (None, "up5k"):
-        model = up5k_model()
-        if model is None:
-            log("bench: no UP5K candidate fits")
-        else:
-            jobs += [(model, "icebreaker", 48e6)]
+        jobs += [(up5k_model(), "icebreaker", 48e6, modes)]
+        if args.fast:
+            jobs += [(trained("digits_up5k_fast"), "icebreaker", 48e6, [1])]
     if args.only in (None, "ecp5"):
-        jobs += [(default_model(), "ulx3s", 150e6)]
+        jobs += [(default_model(), "ulx3s", 150e6, modes)]
     rows = []
-    for model, board, freq in jobs:
-        for k in map(int, args.modes.split(",")):
+    for model, board, freq, ks in jobs:
+        for k in ks:
             start = time.perf_counter()
             log(f"bench: building {model.meta['name']} for {board}, register_every={k}")
             try:

@@ -19,9 +19,12 @@
    the stored split) against ECP5-85F and, for :data:`sw.inttrain.ONCHIP_UP5K`, against the
    UP5K; with ``--synth`` the UP5K training top is built with yosys + nextpnr
    (:func:`boards.build.run_toolchain`, iCEBreaker) for measured LUT/FF/EBR and fmax, with
-   ``--synth-ecp5`` also yosys (only: place and route of a design this size takes hours
-   here) on the digits training top for the ULX3S (ECP5-85F): the LUT4/FF count after
-   synthesis; a failure is recorded as it happens.
+   ``--synth-ecp5`` also the digits training top for the ULX3S (ECP5-85F, PLL at 50 MHz,
+   kept in ``build/onchip/ulx3s_h<hidden>``: its place and route takes hours here;
+   ``--ecp5-only [--ecp5-hidden N]`` runs just that build, for the default or for a
+   variant with N hidden neurons). A failure or a
+   timeout is recorded as it happens, with what the tools got to (yosys's cell counts,
+   nextpnr's last timing estimate).
 5. Training throughput: clocks per sample of the unit; samples/s at the achieved fmax (where
    one was measured; otherwise at an assumed clock, said so) next to the CPU integer
    trainer's samples/s measured in the same run.
@@ -148,8 +151,10 @@ def gateware_curve(cfg, data, steps, points, fold):
 
 def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
     """Build the training top of ``cfg`` for ``board_name`` at ``freq`` Hz (default the
-    board's clock); resources and fmax."""
-    from clockprop.boards.build import run_toolchain
+    board's clock) with yosys + nextpnr: resources and fmax. When the toolchain fails or runs
+    past ``timeout``, what it got to is kept: yosys's cell counts and nextpnr's last timing
+    estimate (``partial``), next to the error."""
+    from clockprop.boards.build import parse_nextpnr, parse_yosys_stat, run_toolchain
     from clockprop.boards.registry import get_board
     board = get_board(board_name)
     trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
@@ -158,56 +163,60 @@ def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
     freq = freq or board.target_hz
     top = TrainBoardTop(board, trainer, freq=freq, serial=True, fold=fold, stored=stored)
     t0 = time.perf_counter()
+    base = {"board": board_name, "device": board.capacity.device, "stored_samples": stored_n,
+            "out_dir": str(out_dir)}
     try:
         run = run_toolchain(top, board, out_dir, freq=freq, timeout=timeout)
     except ClockpropError as e:
-        return {"board": board_name, "error": str(e),
-                "seconds": round(time.perf_counter() - t0, 1)}
+        base.update(error=str(e), seconds=round(time.perf_counter() - t0, 1))
+        rpt, tim = Path(out_dir) / "top.rpt", Path(out_dir) / "top.tim"
+        cells = parse_yosys_stat(rpt.read_text(errors="replace")) if rpt.exists() else {}
+        if cells:
+            lut = (cells.get("SB_LUT4", 0) if board.family == "ice40" else
+                   cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0))
+            ff = sum(v for k, v in cells.items() if k.startswith(("SB_DFF", "TRELLIS_FF")))
+            util, fmax = parse_nextpnr("", tim.read_text(errors="replace")) if tim.exists() \
+                else ({}, {})
+            estimate = [v["achieved_mhz"] for v in fmax.values()]
+            base["partial"] = {"yosys_lut": lut, "lut_available": board.capacity.lut,
+                               "yosys_ff": ff, "yosys_cells": cells,
+                               "nextpnr_utilisation": {k: v for k, v in util.items()
+                                                       if v["used"]},
+                               "nextpnr_last_estimate_mhz": min(estimate) if estimate else None}
+        return base
     res = run["resources"]
-    return {"board": board_name, "device": board.capacity.device,
+    return {**base, "pll_mhz": top.freq / 1e6, "clocks_per_sample": top.core.interval,
             "lut": res["lut"]["used"], "lut_available": res["lut"]["available"],
-            "ff": res["ff"]["used"], "ebr": res["ebr"]["used"],
-            "fmax_mhz": run["fmax_mhz"], "pll_mhz": top.freq / 1e6,
-            "clocks_per_sample": top.core.interval, "stored_samples": stored_n,
+            "ff": res["ff"]["used"], "ebr": res["ebr"]["used"], "fmax_mhz": run["fmax_mhz"],
             "build_seconds": run["build_seconds"]}
 
 
-def synth_yosys(board_name, cfg, data, fold, stored_n, out_dir, timeout):
-    """yosys only (no place and route) for ``board_name``: the LUT4/FF count after synthesis,
-    for designs whose nextpnr run takes hours here."""
-    import subprocess
+def synth_ecp5(cfg, data, stored_n, timeout):
+    """The digits training top of ``cfg`` for the ULX3S (ECP5-85F), PLL at the assumed
+    clock, built in ``build/onchip/ulx3s_h<hidden>`` (kept: place and route of a design this
+    size takes hours here)."""
+    _log(f"synthesis: digits training top, {cfg.hidden} hidden (ulx3s, {ASSUMED_MHZ:g} MHz, "
+         f"timeout {timeout:.0f} s)")
+    result = synth("ulx3s", cfg, data, ONCHIP_FOLD, stored_n,
+                   Path(f"build/onchip/ulx3s_h{cfg.hidden[0]}"), timeout,
+                   freq=ASSUMED_MHZ * 1e6)
+    _log(f"  {result}")
+    return result
 
-    from clockprop.boards.build import check_toolchain, parse_yosys_stat
-    from clockprop.boards.registry import get_board
-    board = get_board(board_name)
-    check_toolchain(board.family)
-    trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
-    idx = stored_order(cfg, len(data.x_train))[:stored_n]
-    stored = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx]) if stored_n else None
-    top = TrainBoardTop(board, trainer, freq=board.target_hz, serial=True, fold=fold,
-                        stored=stored)
-    t0 = time.perf_counter()
-    plan = board.make_platform().prepare(top, name="top")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plan.extract(str(out_dir))
-    import os
-    try:
-        proc = subprocess.run([os.environ["YOSYS"], "-q", "-l", "top.rpt", "top.ys"],
-                              cwd=out_dir, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"board": board_name, "error": f"yosys took more than {timeout:.0f} s",
-                "seconds": round(time.perf_counter() - t0, 1)}
-    if proc.returncode:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
-        return {"board": board_name, "error": f"yosys exit {proc.returncode}: {' | '.join(tail)}",
-                "seconds": round(time.perf_counter() - t0, 1)}
-    cells = parse_yosys_stat((out_dir / "top.rpt").read_text(errors="replace"))
-    lut = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
-    ff = sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF"))
-    return {"board": board_name, "device": board.capacity.device, "yosys_only": True,
-            "lut": lut, "lut_available": board.capacity.lut, "ff": ff,
-            "ebr": cells.get("DP16KD", 0), "cells": cells, "fmax_mhz": None, "pll_mhz": None,
-            "stored_samples": stored_n, "build_seconds": round(time.perf_counter() - t0, 1)}
+
+def throughput(run):
+    """Training samples/s at the measured fmax (where there is one), at the PLL clock and at
+    the assumed clock, next to the CPU integer trainer's."""
+    est = run["estimate"]
+    fmax = (run.get("synth") or {}).get("fmax_mhz")
+    clock = min(fmax, (run.get("synth") or {}).get("pll_mhz") or fmax) if fmax else None
+    run["throughput"] = {
+        "clocks_per_sample": est["clocks_per_sample"],
+        "fmax_mhz": fmax,
+        "samples_per_s_at_fmax": fmax * 1e6 / est["clocks_per_sample"] if fmax else None,
+        "samples_per_s_at_clock": clock * 1e6 / est["clocks_per_sample"] if clock else None,
+        "samples_per_s_at_assumed_clock": ASSUMED_MHZ * 1e6 / est["clocks_per_sample"],
+        "cpu_samples_per_s": run["cpu_samples_per_s"]}
 
 
 def plot(out, path):
@@ -253,6 +262,9 @@ def main():
                    help="also synthesize (yosys only) the digits training top for the ULX3S")
     p.add_argument("--ecp5-only", action="store_true",
                    help="only the --synth-ecp5 step, added to an existing onchip.json")
+    p.add_argument("--ecp5-hidden", type=int,
+                   help="with --ecp5-only: build the default with this many hidden neurons "
+                        "instead (recorded under compare['csb, N hidden'])")
     p.add_argument("--plot-only", action="store_true",
                    help="only redraw onchip.png from an existing onchip.json")
     p.add_argument("--synth-timeout", type=float, default=3600)
@@ -268,13 +280,17 @@ def main():
         plot(json.loads((d / "onchip.json").read_text()), d / "onchip.png")
         return
     if args.ecp5_only:
-        out = json.loads((d / "onchip.json").read_text())
-        n_ecp5 = stored_capacity(ONCHIP_DIGITS, 64, 10, get_board("ulx3s"), n)
-        with tempfile.TemporaryDirectory() as work:
-            out["digits"]["synth"] = synth_yosys("ulx3s", ONCHIP_DIGITS, data, ONCHIP_FOLD,
-                                                 n_ecp5, Path(work) / "ecp5",
-                                                 args.synth_timeout)
-        _log(f"  {out['digits']['synth']}")
+        cfg = ONCHIP_DIGITS
+        if args.ecp5_hidden:
+            cfg = dataclasses.replace(cfg, hidden=(args.ecp5_hidden,))
+        n_ecp5 = stored_capacity(cfg, 64, 10, get_board("ulx3s"), n)
+        result = synth_ecp5(cfg, data, n_ecp5, args.synth_timeout)
+        out = json.loads((d / "onchip.json").read_text())     # as it is now, hours later
+        run = (out["compare"].setdefault(f"csb, {args.ecp5_hidden} hidden", {})
+               if args.ecp5_hidden else out["digits"])
+        run["synth"] = result
+        if "estimate" in run and "cpu_samples_per_s" in run:
+            throughput(run)
         (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
         (d / "onchip.md").write_text(markdown(out) + "\n")
         return
@@ -317,23 +333,11 @@ def main():
             up["synth"] = synth("icebreaker", ONCHIP_UP5K, data, 1, n_up5k,
                                 Path(work) / "up5k", args.synth_timeout, freq=20e6)
             _log(f"  {up['synth']}")
-        if args.synth_ecp5:
-            _log("synthesis: digits training top (ulx3s, yosys only)")
-            digits["synth"] = synth_yosys("ulx3s", ONCHIP_DIGITS, data, ONCHIP_FOLD, n_ecp5,
-                                          Path(work) / "ecp5", args.synth_timeout)
-            _log(f"  {digits['synth']}")
+    if args.synth_ecp5:
+        digits["synth"] = synth_ecp5(ONCHIP_DIGITS, data, n_ecp5, args.synth_timeout)
 
     for run in (digits, up):
-        est = run["estimate"]
-        fmax = (run.get("synth") or {}).get("fmax_mhz")
-        clock = min(fmax, (run.get("synth") or {}).get("pll_mhz") or fmax) if fmax else None
-        run["throughput"] = {
-            "clocks_per_sample": est["clocks_per_sample"],
-            "fmax_mhz": fmax,
-            "samples_per_s_at_fmax": fmax * 1e6 / est["clocks_per_sample"] if fmax else None,
-            "samples_per_s_at_clock": clock * 1e6 / est["clocks_per_sample"] if clock else None,
-            "samples_per_s_at_assumed_clock": ASSUMED_MHZ * 1e6 / est["clocks_per_sample"],
-            "cpu_samples_per_s": run["cpu_samples_per_s"]}
+        throughput(run)
     out["seconds"] = round(time.perf_counter() - t0, 1)
 
     d.mkdir(parents=True, exist_ok=True)
@@ -396,6 +400,10 @@ def markdown(out):
     for name, run in out["compare"].items():
         lines.append(f"| {name} | test {_seeds(run)}; "
                      f"{_estimate(run['estimate'], 'ECP5-85F')} (no stored split) |")
+        if run.get("synth"):
+            lines.append(f"| {name}: training top, yosys + nextpnr-ecp5 (ULX3S, "
+                         f"{run['synth']['stored_samples']} samples stored) | "
+                         f"{_synth(run['synth'])} |")
     lines.append(f"| digits default: training top estimate (ECP5-85F, "
                  f"{dg['estimate']['stored_samples']} training samples stored) | "
                  f"{_estimate(dg['estimate'], 'ECP5-85F')} |")
@@ -418,11 +426,20 @@ def markdown(out):
 
 def _synth(s):
     if "error" in s:
-        return f"failed after {s['seconds']} s: {s['error'][:300]}"
-    if s.get("yosys_only"):
-        return (f"{s['lut']} LUT4 (LUT4 + 2 x CCU2C) / {s['lut_available']}, {s['ff']} FF, "
-                f"{s['ebr']} EBR after yosys synth_ecp5 (no place and route: no fmax), "
-                f"{s['build_seconds']} s (measured)")
+        text = f"failed after {s['seconds']} s: {s['error'][:300]}"
+        p = s.get("partial")
+        if p:
+            est = p["nextpnr_last_estimate_mhz"]
+            text += (f"; before that, yosys: {p['yosys_lut']} LUT4 / {p['lut_available']}"
+                     f"{' (LUT4 + 2 x CCU2C)' if 'CCU2C' in p['yosys_cells'] else ''}, "
+                     f"{p['yosys_ff']} FF")
+            for name in ("TRELLIS_COMB", "ICESTORM_LC"):
+                u = p.get("nextpnr_utilisation", {}).get(name)
+                if u:
+                    text += (f"; nextpnr packed {u['used']}/{u['available']} {name} "
+                             f"({100 * u['used'] / u['available']:.0f}%)")
+            text += f"; nextpnr's last timing estimate: {f'{est:.1f} MHz' if est else 'none'}"
+        return text
     fmax = f"{s['fmax_mhz']:.1f}" if s["fmax_mhz"] else "-"
     return (f"{s['lut']} LUT4 / {s['lut_available']}, {s['ff']} FF, {s['ebr']} EBR, fmax "
             f"{fmax} MHz (PLL {s['pll_mhz']:g} MHz), build {s['build_seconds']} s "

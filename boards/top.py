@@ -125,7 +125,8 @@ class DeviceCore(wiring.Component):
 
         def count_down():
             m.d.sync += [left.eq(left - 1), last.eq(left == 1)]
-        pending = Signal(8)                    # error code to report when idle (0: none)
+        pending = Signal(8)                    # error code to report when idle
+        has_pending = Signal()                 # pending != 0
 
         # A frame cut short (timeout) was corrupted on the way too: ask for it again. The
         # receiver's strobes are registered first: no path from its state machine into this.
@@ -133,9 +134,9 @@ class DeviceCore(wiring.Component):
         m.d.sync += [bad_crc.eq(frame_rx.crc_error | frame_rx.timeout_error),
                      bad_length.eq(frame_rx.length_error)]
         with m.If(bad_crc):
-            m.d.sync += pending.eq(ErrorCode.CRC)
+            m.d.sync += [pending.eq(ErrorCode.CRC), has_pending.eq(1)]
         with m.If(bad_length):
-            m.d.sync += pending.eq(ErrorCode.LENGTH)
+            m.d.sync += [pending.eq(ErrorCode.LENGTH), has_pending.eq(1)]
 
         # The pipeline serves either the host's samples or the self-test, between an input
         # register (so that neither the request FSM nor the sample memory sits on the path
@@ -177,17 +178,16 @@ class DeviceCore(wiring.Component):
         with m.If(src_valid & src_ready & ~st_mode):
             m.d.sync += issued.eq(0)
 
-        # Every answer is loaded in one state, ANSWER, from the source that the state before
-        # it chose into a one-hot register: the answer registers' clock enable is one state
-        # decode, and their data a two-level AND-OR, however many states answer.
-        ans_error, ans_pong, ans_result, ans_selftest = (
-            Signal(name=f"ans_{n}") for n in ("error", "pong", "result", "selftest"))
+        # Every answer is loaded in one state, ANSWER, and the state before it says which: the
+        # ``ans_*`` flags are that state, registered every clock (one flip-flop each with
+        # one-hot state encoding, and no clock enable), so the answer registers' enable is one
+        # state decode and their data a two-level AND-OR, however many states answer.
+        ans_pong, ans_result, ans_selftest = (
+            Signal(name=f"ans_{n}") for n in ("pong", "result", "selftest"))
+        ans_error = ~(ans_pong | ans_result | ans_selftest)
         error_code = Signal(8)
 
-        def answer(source, code=None):
-            m.d.sync += [ans_error.eq(source is ans_error), ans_pong.eq(source is ans_pong),
-                         ans_result.eq(source is ans_result),
-                         ans_selftest.eq(source is ans_selftest)]
+        def answer(code=None):
             if code is not None:
                 m.d.sync += error_code.eq(code)
             m.next = "ANSWER"
@@ -218,7 +218,7 @@ class DeviceCore(wiring.Component):
         # The request, decoded into flags as its header is taken.
         req_sample, req_ping, req_selftest, req_known, req_empty = (
             Signal(name=f"req_{n}") for n in ("sample", "ping", "selftest", "known", "empty"))
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += frame_rx.header.ready.eq(1)
                 with m.If(frame_rx.header.valid):
@@ -235,9 +235,9 @@ class DeviceCore(wiring.Component):
                         req_empty.eq(hp.length == 0),
                     ]
                     m.next = "DECODE"
-                with m.Elif(pending != 0):
-                    m.d.sync += pending.eq(0)
-                    answer(ans_error, pending)
+                with m.Elif(has_pending):
+                    m.d.sync += has_pending.eq(0)
+                    answer(pending)
 
             # Acted on a clock after the frame receiver's header, from registered flags: no
             # path from its state machine through this one.
@@ -245,14 +245,14 @@ class DeviceCore(wiring.Component):
                 with m.If(req_sample):
                     m.next = "LOAD"
                 with m.Elif(req_ping):
-                    answer(ans_pong)
+                    answer()
                 with m.Elif(req_selftest):
                     m.next = "SELFTEST"
                 with m.Else():
                     m.d.sync += error_code.eq(Mux(req_known, ErrorCode.LENGTH,
                                                   ErrorCode.UNKNOWN_TYPE))
                     with m.If(req_empty):
-                        answer(ans_error)
+                        answer()
                     with m.Else():
                         m.next = "DRAIN"
 
@@ -272,14 +272,14 @@ class DeviceCore(wiring.Component):
             with m.State("WAIT"):
                 m.d.comb += self.activity.eq(1)
                 with m.If(res_valid):
-                    answer(ans_result)
+                    answer()
 
             with m.State("DRAIN"):
                 m.d.comb += frame_rx.o.ready.eq(1)
                 with m.If(frame_rx.o.valid):
                     count_down()
                     with m.If(last):
-                        answer(ans_error)
+                        answer()
 
             with m.State("SELFTEST"):
                 m.d.comb += self.activity.eq(1)
@@ -292,7 +292,7 @@ class DeviceCore(wiring.Component):
                 if self.selftest is not None:
                     m.d.comb += st_mode.eq(1)
                     with m.If(st.done):
-                        answer(ans_selftest)
+                        answer()
 
             with m.State("ANSWER"):
                 m.d.sync += [
@@ -335,6 +335,9 @@ class DeviceCore(wiring.Component):
                     count_down()
                     with m.If(last):
                         m.next = "IDLE"
+        m.d.sync += [ans_pong.eq(fsm.ongoing("DECODE") & req_ping),
+                     ans_result.eq(fsm.ongoing("WAIT")),
+                     ans_selftest.eq(fsm.ongoing("SELFTEST_WAIT"))]
         return m
 
 

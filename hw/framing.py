@@ -96,8 +96,8 @@ class FrameRx(wiring.Component):
     crc_error, length_error, timeout_error : Out(1)
         One-cycle strobes for a dropped frame.
 
-    Latency: the header appears 2 cycles after the last CRC byte (the CRC is compared from
-    registers); the first payload byte the cycle after the header transfer. Throughput: one
+    Latency: the header appears 2 cycles after the last CRC byte (the CRC comparison is
+    registered); the first payload byte the cycle after the header transfer. Throughput: one
     byte per cycle in and out, plus three turnaround cycles per frame (the length check, the
     CRC check, the header). The receiver does not take bytes during the two checks, so a
     byte source must be able to wait (a UART's receiver holds its byte for a character
@@ -133,12 +133,13 @@ class FrameRx(wiring.Component):
         hdr = Signal(FrameHeader)
         crc = Signal(16, init=CRC_INIT)
         crc_lo = Signal(8)
-        crc_hi = Signal(8)
+        crc_ok = Signal()
         too_long = Signal()
         empty = Signal()               # length == 0
-        at_last = Signal()             # the byte at ``index`` is the last one
+        # Bytes after the one at ``index``, minus one: its sign says that byte is the last, so
+        # no comparison lies between the counter and the FSM.
+        rest = Signal(range(-1, self._max_length))
         index = Signal(range(self._max_length + 1))
-        last = Signal.like(index)            # index of the last payload byte
 
         byte = self.i.payload
         take = Signal()            # a byte is transferred on ``i`` this cycle
@@ -176,14 +177,16 @@ class FrameRx(wiring.Component):
             m.d.comb += self.i.ready.eq(1)
             if self._timeout is not None:
                 m.d.comb += receiving.eq(1)
-                with m.If(timed_out):
+                # ``timed_out`` without its ``receiving`` term, which is true here: the
+                # next-state logic does not wait for the OR of the receiving states.
+                with m.If(~self.i.valid & idle[-1]):
                     m.next = "HUNT"
 
         with m.FSM():
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(1)
                 m.d.sync += crc.eq(CRC_INIT)           # overrides the update above
-                with m.If(take & (byte == SYNC)):
+                with m.If(self.i.valid & (byte == SYNC)):     # ready is high here
                     m.next = "TYPE"
             with m.State("TYPE"):
                 receive()
@@ -199,9 +202,9 @@ class FrameRx(wiring.Component):
                 receive()
                 with m.If(self.i.valid):
                     length = Cat(hdr.length[:8], byte)
-                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0), last.eq(length - 1),
+                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0), rest.eq(length - 2),
                                  too_long.eq(length > self._max_length),
-                                 empty.eq(length == 0), at_last.eq(length == 1)]
+                                 empty.eq(length == 0)]
                     m.next = "LEN_CHECK"
             # The length (and below, the CRC) is judged a clock after its last byte, from
             # registers: the comparisons do not follow the UART's byte into the FSM.
@@ -217,8 +220,8 @@ class FrameRx(wiring.Component):
                 receive()
                 m.d.comb += wr.en.eq(self.i.valid)
                 with m.If(self.i.valid):
-                    m.d.sync += [index.eq(index + 1), at_last.eq(index + 1 == last)]
-                    with m.If(at_last):
+                    m.d.sync += [index.eq(index + 1), rest.eq(rest - 1)]
+                    with m.If(rest[-1]):
                         m.next = "CRC_LO"
             with m.State("CRC_LO"):
                 receive()
@@ -230,10 +233,10 @@ class FrameRx(wiring.Component):
                 receive()
                 m.d.sync += crc.eq(crc)
                 with m.If(self.i.valid):
-                    m.d.sync += crc_hi.eq(byte)
+                    m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
                     m.next = "CRC_CHECK"
             with m.State("CRC_CHECK"):
-                with m.If(Cat(crc_lo, crc_hi) == crc):
+                with m.If(crc_ok):
                     m.next = "HEADER"
                 with m.Else():
                     m.d.comb += self.crc_error.eq(1)
@@ -242,7 +245,7 @@ class FrameRx(wiring.Component):
                 # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
                 m.d.comb += [self.header.valid.eq(1), rd.addr.eq(0), rd.en.eq(1)]
                 with m.If(self.header.ready):
-                    m.d.sync += [index.eq(1), at_last.eq(hdr.length == 1)]
+                    m.d.sync += [index.eq(1), rest.eq(hdr.length - 2)]
                     with m.If(empty):
                         m.next = "HUNT"
                     with m.Else():
@@ -250,8 +253,8 @@ class FrameRx(wiring.Component):
             with m.State("SEND"):
                 m.d.comb += [self.o.valid.eq(1), rd.en.eq(self.o.ready)]
                 with m.If(self.o.ready):
-                    m.d.sync += [index.eq(index + 1), at_last.eq(index == hdr.length - 1)]
-                    with m.If(at_last):
+                    m.d.sync += [index.eq(index + 1), rest.eq(rest - 1)]
+                    with m.If(rest[-1]):
                         m.next = "HUNT"
 
         return m

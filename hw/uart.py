@@ -71,7 +71,7 @@ class UARTTx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        timer = Signal(range(self._divisor))
+        timer = Signal(range(-1, self._divisor))     # counts down to -1 (its sign bit)
         bits_left = Signal(range(11))
         # Start bit, 8 data bits, stop bit; shifted out LSB first. Idle value is all ones.
         shreg = Signal(10, init=0x3FF)
@@ -87,13 +87,13 @@ class UARTTx(wiring.Component):
                 m.d.sync += [
                     shreg.eq(Cat(C(0, 1), self.i.payload, C(1, 1))),
                     bits_left.eq(10),
-                    timer.eq(self._divisor - 1),
+                    timer.eq(self._divisor - 2),
                 ]
-        with m.Elif(timer == 0):
+        with m.Elif(timer[-1]):
             m.d.sync += [
                 shreg.eq(Cat(shreg[1:], C(1, 1))),
                 bits_left.eq(bits_left - 1),
-                timer.eq(self._divisor - 1),
+                timer.eq(self._divisor - 2),
             ]
         with m.Else():
             m.d.sync += timer.eq(timer - 1)
@@ -156,7 +156,8 @@ class UARTRx(wiring.Component):
         m.d.sync += [sync0.eq(self.rx), sync1.eq(sync0)]
         line = sync1
 
-        timer = Signal(range(div))
+        # Counts down to -1: its sign bit ends a wait, no comparison before the FSM.
+        timer = Signal(range(-1, div))
         bit_idx = Signal(range(8))
         shreg = Signal(8)
 
@@ -166,29 +167,29 @@ class UARTRx(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~line):
-                    m.d.sync += timer.eq(div // 2 - 1)
+                    m.d.sync += timer.eq(div // 2 - 2)
                     m.next = "START"
             with m.State("START"):
-                with m.If(timer != 0):
+                with m.If(~timer[-1]):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Elif(line):
                     m.next = "IDLE"                          # glitch, not a start bit
                 with m.Else():
-                    m.d.sync += [timer.eq(div - 1), bit_idx.eq(0)]
+                    m.d.sync += [timer.eq(div - 2), bit_idx.eq(0)]
                     m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer != 0):
+                with m.If(~timer[-1]):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
                     m.d.sync += [
                         shreg.eq(Cat(shreg[1:], line)),
                         bit_idx.eq(bit_idx + 1),
-                        timer.eq(div - 1),
+                        timer.eq(div - 2),
                     ]
                     with m.If(bit_idx == 7):
                         m.next = "STOP"
             with m.State("STOP"):
-                with m.If(timer != 0):
+                with m.If(~timer[-1]):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
                     with m.If(~line):

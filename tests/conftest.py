@@ -27,10 +27,10 @@ def random_model(rng, shape, fmt=QFormat(act_bits=4, weight_bits=6, bias_bits=16
     return IntModel(fmt, tuple(layers), {"name": "random"})
 
 
-def clockprop(cwd, *args):
+def clockprop(cwd, *args, timeout=600):
     """Run the ``clockprop`` command line in ``cwd``, as a user would."""
     return subprocess.run([sys.executable, "-m", "clockprop.sw.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def assert_clean_error(result, *needles):

@@ -98,6 +98,10 @@ def test_simulated_top_answers_bad_requests_with_errors(small):
             link.request(FrameType.SAMPLE, b"\x01")
         with pytest.raises(ClockpropError, match="UNKNOWN_TYPE"):   # no self-test stored
             link.request(FrameType.SELFTEST)
+        core = link.transport.core
+        with pytest.raises(ClockpropError, match="LENGTH"):         # longer than the buffer
+            link.request(FrameType.PING, b"x" * (core.max_payload + 1))
+        link.ping(b"")
         link.ping(b"still alive")
 
 

@@ -1,12 +1,12 @@
 """Benchmark of issue 3: bitstreams for the targets, classic and pipelined adder trees.
 
-    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--modes 0,2] [--fast]
+    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--modes 0,2] [--pnr-seeds 1]
                                      [--timeout SECONDS]
 
 Builds (with the yowasp toolchain) a digits model small enough for the iCE40UP5K on the
 iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock per layer
-(register_every=0) and with pipelined adder trees (register_every=2); with ``--fast`` also
-``configs/digits_up5k_fast.toml`` with a register after every adder level; and writes
+(register_every=0) and with pipelined adder trees (register_every=2), with each of the
+nextpnr seeds ``--pnr-seeds`` (placement moves fmax by a few percent), and writes
 reports/bench/boards.json and boards.md with LUT/FF/EBR/DSP, fmax, throughput, latency and
 build time. Results are written after every build, so a long ECP5 run can be stopped.
 """
@@ -51,20 +51,21 @@ def default_model():
 
 def markdown(rows):
     lines = ["# Board builds (issue 3)", "",
-             "| model | board | mode | int. acc | LUT4 | FF | EBR | DSP | clock MHz | fmax MHz "
-             "| Msamples/s | latency cycles / ns | build s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | board | mode | seed | int. acc | LUT4 | FF | EBR | DSP | clock MHz "
+             "| fmax MHz | Msamples/s | latency cycles / ns | build s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['board']} | register_every={r['register_every']}"
-                         f" | | | | | | | | | | {r['error']} |")
+                         f" | {r.get('pnr_seed', '')} | | | | | | | | | | {r['error']} |")
             continue
         res = r["resources"]
         acc = r["test_acc_integer"]
         lat = f"{r['latency_cycles']} / {r['latency_ns']:.1f}" if r["latency_ns"] else "-"
         lines.append(
             f"| {r['model']} | {r['board']} | {r['mode']} (k={r['register_every']}) | "
-            f"{100 * acc:.1f}% | {res['lut']['used']}/{res['lut']['available']} | "
+            f"{r.get('pnr_seed', 1)} | {100 * acc:.1f}% | "
+            f"{res['lut']['used']}/{res['lut']['available']} | "
             f"{res['ff']['used']} | {res['ebr']['used']}/{res['ebr']['available']} | "
             f"{res['dsp']['used']} | {r['pll_mhz']:g} | {r['fmax_mhz']:.1f} | "
             f"{r['throughput_msamples_s']:.1f} | {lat} | {r['build_seconds']} |")
@@ -78,31 +79,32 @@ def main():
     p.add_argument("--only", choices=["up5k", "ecp5"])
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--modes", default="0,2", help="register_every values")
-    p.add_argument("--fast", action="store_true",
-                   help="also configs/digits_up5k_fast.toml (more pruned) with a register after "
-                        "every adder level (k=1)")
+    p.add_argument("--pnr-seeds", default="1",
+                   help="nextpnr seeds to build each mode with (fmax moves a few percent)")
     args = p.parse_args()
     from clockprop.boards.build import build
 
     modes = [int(k) for k in args.modes.split(",")]
+    seeds = [int(seed) for seed in args.pnr_seeds.split(",")]
     jobs = []
     if args.only in (None, "up5k"):
         jobs += [(up5k_model(), "icebreaker", 48e6, modes)]
-        if args.fast:
-            jobs += [(trained("digits_up5k_fast"), "icebreaker", 48e6, [1])]
     if args.only in (None, "ecp5"):
         jobs += [(default_model(), "ulx3s", 150e6, modes)]
     rows = []
     for model, board, freq, ks in jobs:
-        for k in ks:
+        for k, seed in ((k, seed) for k in ks for seed in seeds):
             start = time.perf_counter()
-            log(f"bench: building {model.meta['name']} for {board}, register_every={k}")
+            log(f"bench: building {model.meta['name']} for {board}, register_every={k}, "
+                f"nextpnr seed {seed}")
             try:
+                out_dir = ROOT / "build" / model.meta["name"] / f"{board}_k{k}_s{seed}"
                 row = build(model, board, freq=freq, register_every=k, timeout=args.timeout,
-                            out_dir=ROOT / "build" / model.meta["name"] / f"{board}_k{k}")
+                            out_dir=out_dir, seed=seed)
             except ClockpropError as e:
                 row = {"model": model.meta["name"], "board": board, "register_every": k,
-                       "error": str(e), "seconds": round(time.perf_counter() - start, 1)}
+                       "pnr_seed": seed, "error": str(e),
+                       "seconds": round(time.perf_counter() - start, 1)}
                 log(f"bench: {e}")
             rows.append(row)
             write_atomic(OUT / "boards.json", json.dumps(rows, indent=1) + "\n")

@@ -117,6 +117,30 @@ def top_estimate(cfg, n_in, n_classes, capacity, fold, stored):
             need["ebr"] <= capacity.ebr}
 
 
+def estimates(out, data):
+    """Fill in the training tops' resource estimates of ``out``: the digits default with its
+    stored split on the ECP5-85F, the variants of ``compare`` (no stored split), the UP5K
+    config with its split. Returns how many samples each stored split holds (ECP5, UP5K)."""
+    from clockprop.boards.registry import get_board
+    from clockprop.sw.train_cli import stored_capacity
+    n = len(data.x_train)
+    ecp5, up5k = get_board("ulx3s"), get_board("icebreaker")
+    for name, change in COMPARE.items():
+        if name in out["compare"]:
+            cfg = dataclasses.replace(ONCHIP_DIGITS, **change)
+            out["compare"][name]["estimate"] = top_estimate(cfg, 64, 10, ecp5.capacity,
+                                                            ONCHIP_FOLD, None)
+    stored = []
+    for run, cfg, board, fold in ((out["digits"], ONCHIP_DIGITS, ecp5, ONCHIP_FOLD),
+                                  (out["up5k"], ONCHIP_UP5K, up5k, 1)):
+        k = stored_capacity(cfg, 64, 10, board, n)
+        idx = stored_order(cfg, n)[:k]
+        split = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+        run["estimate"] = top_estimate(cfg, 64, 10, board.capacity, fold, split)
+        stored.append(k)
+    return stored
+
+
 def gateware_curve(cfg, data, steps, points, fold):
     """The first ``steps`` samples of seed 0's sequence through the unit, read back at
     ``points`` moments; the host's and the chip's test accuracy there."""
@@ -265,6 +289,8 @@ def main():
     p.add_argument("--ecp5-hidden", type=int,
                    help="with --ecp5-only: build the default with this many hidden neurons "
                         "instead (recorded under compare['csb, N hidden'])")
+    p.add_argument("--estimates-only", action="store_true",
+                   help="only recompute the resource estimates of an existing onchip.json")
     p.add_argument("--plot-only", action="store_true",
                    help="only redraw onchip.png from an existing onchip.json")
     p.add_argument("--synth-timeout", type=float, default=3600)
@@ -278,6 +304,15 @@ def main():
     d = Path(args.out)
     if args.plot_only:
         plot(json.loads((d / "onchip.json").read_text()), d / "onchip.png")
+        return
+    if args.estimates_only:
+        out = json.loads((d / "onchip.json").read_text())
+        estimates(out, data)
+        for run in [out["digits"], out["up5k"]] + list(out["compare"].values()):
+            if "estimate" in run and "cpu_samples_per_s" in run:
+                throughput(run)
+        (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
+        (d / "onchip.md").write_text(markdown(out) + "\n")
         return
     if args.ecp5_only:
         cfg = ONCHIP_DIGITS
@@ -308,20 +343,9 @@ def main():
     for name, change in COMPARE.items():
         cfg = dataclasses.replace(ONCHIP_DIGITS, **change)
         out["compare"][name] = seeds_run(cfg, data, args.seeds)
-        out["compare"][name]["estimate"] = top_estimate(
-            cfg, 64, 10, get_board("ulx3s").capacity, ONCHIP_FOLD, None)
         _log(f"{name}: {[round(100 * r['test_acc'], 2) for r in out['compare'][name]['seeds']]}")
-
-    ecp5, up5k = get_board("ulx3s").capacity, get_board("icebreaker").capacity
-    n_ecp5 = stored_capacity(ONCHIP_DIGITS, 64, 10, get_board("ulx3s"), n)
-    idx = stored_order(ONCHIP_DIGITS, n)[:n_ecp5]
-    split = (ONCHIP_DIGITS.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
-    digits["estimate"] = top_estimate(ONCHIP_DIGITS, 64, 10, ecp5, ONCHIP_FOLD, split)
     up = out["up5k"] = seeds_run(ONCHIP_UP5K, data, args.seeds)
-    n_up5k = stored_capacity(ONCHIP_UP5K, 64, 10, get_board("icebreaker"), n)
-    idx = stored_order(ONCHIP_UP5K, n)[:n_up5k]
-    split = (ONCHIP_UP5K.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
-    up["estimate"] = top_estimate(ONCHIP_UP5K, 64, 10, up5k, 1, split)
+    n_ecp5, n_up5k = estimates(out, data)
 
     _log("gateware learning curve (pysim)")
     out["gateware"] = gateware_curve(ONCHIP_DIGITS, data, min(args.digits_steps, n),

@@ -213,6 +213,7 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
         "yosys_cells": run["yosys_cells"],
         "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6,
         "fmax_mhz": achieved, "timing_met": bool(achieved and achieved >= top.freq / 1e6),
+        "pnr_seed": seed,
         "samples_per_clock": 1 / top.core.interval,
         "throughput_msamples_s": achieved / top.core.interval if achieved else None,
         "latency_cycles": latency,
@@ -227,7 +228,8 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
     write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
     write_atomic(out_dir / "report.md", format_report(report))
     if not report["timing_met"]:
-        hint = "" if top.core.interval > 1 or register_every else " or --register-every 2"
+        hint = ("" if top.core.interval > 1 or register_every else " or --register-every 2") + \
+            ", or try another --pnr-seed"
         _log(f"bitstream: warning: fmax {achieved or 0:.1f} MHz is below the "
              f"{top.freq / 1e6:g} MHz clock; rebuild with --freq {int(achieved or 0)}{hint}")
     _log(f"bitstream: {run['bitstream']} in {report['build_seconds']} s: "
@@ -328,7 +330,8 @@ def format_report(r):
     lat_ns = f"{r['latency_ns']:.1f}" if r["latency_ns"] else "-"
     lines += [
         "", f"- clock: requested {r['requested_mhz']:g} MHz, PLL {r['pll_mhz']:g} MHz, "
-            f"achieved fmax {_mhz(r['fmax_mhz'])} MHz ({'met' if r['timing_met'] else 'NOT met'})",
+            f"achieved fmax {_mhz(r['fmax_mhz'])} MHz ({'met' if r['timing_met'] else 'NOT met'}; "
+            f"nextpnr seed {r.get('pnr_seed', 1)})",
         f"- throughput: {_mhz(r['throughput_msamples_s'], 3)} Msamples/s (fmax x "
         f"{_per_clock(r['samples_per_clock'])})",
         f"- latency: {r['latency_cycles']} cycles = {lat_ns} ns at fmax",

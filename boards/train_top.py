@@ -35,7 +35,13 @@ from ..sw.errors import ClockpropError
 from ..sw.protocol import WEIGHTS_CHUNK, ErrorCode, FrameType, TrainAck
 from .top import BoardShell
 
-__all__ = ["TrainDeviceCore", "TrainBoardTop", "stored_order"]
+__all__ = ["TrainDeviceCore", "TrainBoardTop", "stored_order", "LUT_CALIBRATION"]
+
+# What yosys made of two training tops over the tally above: 3974 / 3284 LUT4 (iCE40UP5K,
+# ONCHIP_UP5K) and 96,459 / 78,853 LUT4 + 2 x CCU2C (ECP5-85F, the 30-hidden digits
+# default), both about 1.21. nextpnr-ecp5 then packed the latter into 107,715 slices' LUTs,
+# so on ECP5 the fit is tighter still.
+LUT_CALIBRATION = 1.22
 
 
 def stored_order(cfg, n):
@@ -101,12 +107,14 @@ class TrainDeviceCore(wiring.Component):
         """LUT4/FF/EBR of the whole top (an estimate): the unit's own tally
         (:meth:`TrainableNet.estimate`), the weight read-back multiplexer (half a LUT4 per
         weight bit: a 4:1 multiplexer per two LUT4s), the request buffer and the link
-        (:data:`sw.fit.TOP_OVERHEAD`); block RAM for the frame buffer and the stored split."""
+        (:data:`sw.fit.TOP_OVERHEAD`), LUT4s scaled by :data:`LUT_CALIBRATION`; block RAM
+        for the frame buffer and the stored split."""
         from ..sw.fit import TOP_OVERHEAD, ebr_blocks
         Fragment.get(self, None)                    # elaborates the unit: its tally
         cost = self.net.cost
         wb = self.trainer.fmt.weight_bits
-        need = {"lut": cost.lut + self.n_weights * wb // 2 + TOP_OVERHEAD["lut"],
+        tally = cost.lut + self.n_weights * wb // 2 + TOP_OVERHEAD["lut"]
+        need = {"lut": round(LUT_CALIBRATION * tally),
                 "ff": cost.ff + 8 * (self.sample_bytes + 2) + 16 + 64 + TOP_OVERHEAD["ff"],
                 "dsp": 0, "ebr": 0}
         if capacity is not None:

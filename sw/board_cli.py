@@ -211,7 +211,8 @@ def cmd_bitstream(args):
     register_every, fold = _hardware(args, model)
     return build(model, args.board, freq=args.freq * 1e6 if args.freq else None,
                  baud=args.baud, register_every=register_every, fold=fold,
-                 selftest=not args.no_selftest, out_dir=args.out, timeout=args.timeout)
+                 selftest=not args.no_selftest, out_dir=args.out, timeout=args.timeout,
+                 seed=args.pnr_seed)
 
 
 def cmd_program(args):
@@ -341,6 +342,8 @@ def register(sub):
                     help="recurrent model: LFSR seed for sampling")
     sp.add_argument("--out", help="output folder (default build/<name>/<board>/)")
     sp.add_argument("--timeout", type=float, default=None, help="toolchain time limit, s")
+    sp.add_argument("--pnr-seed", type=int, default=1,
+                    help="nextpnr's placement seed (fmax moves by a few percent between seeds)")
     sp.set_defaults(func=cmd_bitstream)
 
     sp = sub.add_parser("program", help="load a built bitstream into a board")

@@ -125,6 +125,7 @@ class DeviceCore(wiring.Component):
 
         def count_down():
             m.d.sync += [left.eq(left - 1), last.eq(left == 1)]
+
         pending = Signal(8)                    # error code to report when idle
         has_pending = Signal()                 # pending != 0
 

@@ -1,14 +1,16 @@
 """Benchmark of issue 3: bitstreams for the targets, classic and pipelined adder trees.
 
-    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--modes 0,2] [--pnr-seeds 1]
+    .venv/bin/python bench/boards.py [--only up5k|ecp5] [--modes 0,2] [--pnr-seeds 1,4]
                                      [--timeout SECONDS]
 
 Builds (with the yowasp toolchain) a digits model small enough for the iCE40UP5K on the
 iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock per layer
 (register_every=0) and with pipelined adder trees (register_every=2), with each of the
-nextpnr seeds ``--pnr-seeds`` (placement moves fmax by a few percent), and writes
-reports/bench/boards.json and boards.md with LUT/FF/EBR/DSP, fmax, throughput, latency and
-build time. Results are written after every build, so a long ECP5 run can be stopped.
+nextpnr seeds ``--pnr-seeds`` (placement moves fmax by a few percent; default seed 1 and
+the config's ``[hardware] pnr_seed``), and writes reports/bench/boards.json and boards.md with
+LUT/FF/EBR/DSP, fmax, throughput, latency and build time. Results are written after every
+build, so a long ECP5 run can be stopped; rows of earlier runs that this run does not rebuild
+(another board, mode or seed) are kept.
 """
 
 import argparse
@@ -16,6 +18,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,9 +73,25 @@ def markdown(rows):
             f"{res['ff']['used']} | {res['ebr']['used']}/{res['ebr']['available']} | "
             f"{res['dsp']['used']} | {r['pll_mhz']:g} | {r['fmax_mhz']:.1f} | "
             f"{r['throughput_msamples_s']:.1f} | {lat} | {r['build_seconds']} |")
+    lines += ["", "Over the nextpnr seeds (placement only: the netlist is the same):", ""]
+    groups = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["model"], r["board"], r["register_every"], r["pll_mhz"]),
+                              []).append((r["fmax_mhz"], r.get("pnr_seed", 1)))
+    for (model, board, k, clock), runs in groups.items():
+        fmax = sorted(f for f, _ in runs)
+        met = [seed for f, seed in runs if f >= clock]
+        lines.append(f"- {model} on {board}, k={k}: fmax {fmax[0]:.1f} to {fmax[-1]:.1f} MHz "
+                     f"(median {np.median(fmax):.1f}) over {len(runs)} seeds; {clock:g} MHz met "
+                     f"with seed(s) {', '.join(map(str, sorted(met))) or 'none'}")
     lines += ["", "Targets: >= 150 MHz on ECP5-85F for the default digits model; >= 48 MHz on "
               "UP5K for a digits model that fits it. One sample per clock in every mode.", ""]
     return "\n".join(lines)
+
+
+def _key(row):
+    return row["model"], row["board"], row["register_every"], row.get("pnr_seed", 1)
 
 
 def main():
@@ -79,20 +99,23 @@ def main():
     p.add_argument("--only", choices=["up5k", "ecp5"])
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--modes", default="0,2", help="register_every values")
-    p.add_argument("--pnr-seeds", default="1",
-                   help="nextpnr seeds to build each mode with (fmax moves a few percent)")
+    p.add_argument("--pnr-seeds", default=None,
+                   help="nextpnr seeds to build each mode with (fmax moves a few percent; "
+                        "default: 1 and the config's [hardware] pnr_seed)")
     args = p.parse_args()
     from clockprop.boards.build import build
+    from clockprop.hw.pipeline import config_hardware
 
     modes = [int(k) for k in args.modes.split(",")]
-    seeds = [int(seed) for seed in args.pnr_seeds.split(",")]
     jobs = []
     if args.only in (None, "up5k"):
         jobs += [(up5k_model(), "icebreaker", 48e6, modes)]
     if args.only in (None, "ecp5"):
         jobs += [(default_model(), "ulx3s", 150e6, modes)]
-    rows = []
+    rows = json.loads((OUT / "boards.json").read_text()) if (OUT / "boards.json").exists() else []
     for model, board, freq, ks in jobs:
+        seeds = ([int(seed) for seed in args.pnr_seeds.split(",")] if args.pnr_seeds else
+                 sorted({1, config_hardware(model).get("pnr_seed", 1)}))
         for k, seed in ((k, seed) for k in ks for seed in seeds):
             start = time.perf_counter()
             log(f"bench: building {model.meta['name']} for {board}, register_every={k}, "
@@ -106,7 +129,8 @@ def main():
                        "pnr_seed": seed, "error": str(e),
                        "seconds": round(time.perf_counter() - start, 1)}
                 log(f"bench: {e}")
-            rows.append(row)
+            rows = [r for r in rows if _key(r) != _key(row)] + [row]
+            rows.sort(key=_key)
             write_atomic(OUT / "boards.json", json.dumps(rows, indent=1) + "\n")
             write_atomic(OUT / "boards.md", markdown(rows))
     log(f"bench: wrote {OUT / 'boards.json'} and boards.md")

@@ -18,7 +18,7 @@
 4. Resources: the training board top's estimate (unit, weight read-back, link; block RAM for
    the stored split) against ECP5-85F and, for :data:`sw.inttrain.ONCHIP_UP5K`, against the
    UP5K; with ``--synth`` the UP5K training top is built with yosys + nextpnr
-   (:func:`boards.build.run_toolchain`, iCEBreaker) for measured LUT/FF/EBR and fmax, with
+   (:func:`boards.build.build_train`, iCEBreaker) for measured LUT/FF/EBR and fmax, with
    ``--synth-ecp5`` also the digits training top for the ULX3S (ECP5-85F, PLL at 50 MHz,
    kept in ``build/onchip/ulx3s_h<hidden>``: its place and route takes hours here;
    ``--ecp5-only [--ecp5-hidden N]`` runs just that build, for the default or for a
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clockprop.boards.train_top import TrainBoardTop, TrainDeviceCore, stored_order
+from clockprop.boards.train_top import TrainDeviceCore, stored_order
 from clockprop.sim.train_sim import check_weights, simulate_training
 from clockprop.sw.datasets import load_dataset
 from clockprop.sw.errors import ClockpropError
@@ -174,23 +174,23 @@ def gateware_curve(cfg, data, steps, points, fold):
 
 
 def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
-    """Build the training top of ``cfg`` for ``board_name`` at ``freq`` Hz (default the
-    board's clock) with yosys + nextpnr: resources and fmax. When the toolchain fails or runs
-    past ``timeout``, what it got to is kept: yosys's cell counts and nextpnr's last timing
-    estimate (``partial``), next to the error."""
-    from clockprop.boards.build import parse_nextpnr, parse_yosys_stat, run_toolchain
+    """Build the training top of ``cfg`` for ``board_name`` at ``freq`` Hz with
+    :func:`clockprop.boards.build.build_train` (what ``clockprop train-onchip --bitstream``
+    runs): resources and fmax. When the toolchain fails or runs past ``timeout``, what it got
+    to is kept: yosys's cell counts and nextpnr's last timing estimate (``partial``), next to
+    the error."""
+    from clockprop.boards.build import build_train, parse_nextpnr, parse_yosys_stat
     from clockprop.boards.registry import get_board
     board = get_board(board_name)
     trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
     idx = stored_order(cfg, len(data.x_train))[:stored_n]
     stored = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx]) if stored_n else None
-    freq = freq or board.target_hz
-    top = TrainBoardTop(board, trainer, freq=freq, serial=True, fold=fold, stored=stored)
     t0 = time.perf_counter()
     base = {"board": board_name, "device": board.capacity.device, "stored_samples": stored_n,
             "out_dir": str(out_dir)}
     try:
-        run = run_toolchain(top, board, out_dir, freq=freq, timeout=timeout)
+        r = build_train(trainer, board_name, stored=stored, fold=fold, freq=freq,
+                        out_dir=out_dir, timeout=timeout)
     except ClockpropError as e:
         base.update(error=str(e), seconds=round(time.perf_counter() - t0, 1))
         rpt, tim = Path(out_dir) / "top.rpt", Path(out_dir) / "top.tim"
@@ -208,11 +208,11 @@ def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
                                                        if v["used"]},
                                "nextpnr_last_estimate_mhz": min(estimate) if estimate else None}
         return base
-    res = run["resources"]
-    return {**base, "pll_mhz": top.freq / 1e6, "clocks_per_sample": top.core.interval,
+    res = r["resources"]
+    return {**base, "pll_mhz": r["pll_mhz"], "clocks_per_sample": r["clocks_per_sample"],
             "lut": res["lut"]["used"], "lut_available": res["lut"]["available"],
-            "ff": res["ff"]["used"], "ebr": res["ebr"]["used"], "fmax_mhz": run["fmax_mhz"],
-            "build_seconds": run["build_seconds"]}
+            "ff": res["ff"]["used"], "ebr": res["ebr"]["used"], "fmax_mhz": r["fmax_mhz"],
+            "build_seconds": r["build_seconds"]}
 
 
 def synth_ecp5(cfg, data, stored_n, timeout):

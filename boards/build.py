@@ -21,7 +21,8 @@ from ..sw.errors import ClockpropError
 from ..sw.fileio import write_atomic
 from .registry import get_board
 
-__all__ = ["TOOLS", "check_toolchain", "selftest_split", "build", "program",
+__all__ = ["TOOLS", "TRAIN_CLOCK_HZ", "check_toolchain", "selftest_split", "build",
+           "build_train", "program",
            "run_toolchain", "parse_yosys_stat", "parse_nextpnr",
            "format_report"]
 
@@ -50,6 +51,10 @@ SYNTH_OVERRIDES = {
              "script_after_synth": "hierarchy -check\nstat\ncheck -noinit\n"
                                    "blackbox =A:whitebox"},
 }
+
+# router2 for ECP5: router1 had not routed a 74k-cell ECP5 design after 70 minutes on two
+# cores. On iCE40 router1 is kept: the UP5K timing figures were measured with it.
+NEXTPNR_OPTS = {"ice40": [], "ecp5": ["--router", "router2"]}
 
 
 def _log(msg):
@@ -239,6 +244,93 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
     return report
 
 
+# The training tops' default clock per family: the UP5K training top reached 24.4 MHz, the
+# 20-hidden digits one about 23 MHz on the ECP5-85F (bench/onchip.py).
+TRAIN_CLOCK_HZ = {"ice40": 20e6, "ecp5": 20e6}
+
+
+def build_train(trainer, board_name, *, stored=None, fold=1, freq=None, baud=115200,
+                out_dir=None, timeout=None, seed=1):
+    """Build the training top (:class:`~clockprop.boards.train_top.TrainBoardTop`) of
+    ``trainer`` (an :class:`~clockprop.sw.inttrain.IntTrainer`: config and initial weights)
+    for ``board_name``; return the report dict, also written as ``report.json``/``.md``.
+
+    ``stored`` is the training split kept in block RAM, ``(activations, labels)``, or None.
+    The whole top's estimate (:meth:`TrainDeviceCore.estimate`) is checked against the board
+    first: a top that does not fit is refused, saying what to change.
+    """
+    from .train_top import TrainBoardTop, TrainDeviceCore
+
+    board = get_board(board_name)
+    check_toolchain(board.family)
+    freq = float(freq or TRAIN_CLOCK_HZ[board.family])
+    out_dir = Path(out_dir or Path("build") / "onchip" / board.name)
+    cap = board.capacity
+    need = TrainDeviceCore(trainer, divisor=4, serial=True, fold=fold,
+                           stored=stored).estimate(cap)
+    avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr}
+    over = [f"{need[k]} {k.upper()} needed, {avail[k]} available" for k in avail
+            if need[k] > avail[k]]
+    if over:
+        raise ClockpropError(
+            f"the training top ({trainer.shape}, {len(trainer.flat_weights())} weights) does "
+            f"not fit {board.name} ({cap.device}): {'; '.join(over)} (estimate); train a "
+            f"smaller net (--set 'hidden=[20]', --set fan_in=16, --set weight_bits=8), store "
+            f"fewer samples (--limit N, or no --stored), or use a bigger board")
+    _log(f"bitstream: training top {trainer.shape} on {board.name}: estimate {need['lut']} "
+         f"LUT4 / {cap.lut}, {need['ff']} FF, {need['ebr']} EBR / {cap.ebr} "
+         f"({len(stored[0]) if stored else 0} training samples stored)")
+    top = TrainBoardTop(board, trainer, freq=freq, baud=baud, serial=True, fold=fold,
+                        stored=stored)
+    run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout)
+    fmax, interval = run["fmax_mhz"], top.core.interval
+    report = {
+        "model": "training top", "board": board.name, "device": cap.device,
+        "family": board.family, "shape": trainer.shape, "config": trainer.cfg.to_dict(),
+        "weights": len(trainer.flat_weights()), "fold": fold,
+        "stored_samples": len(stored[0]) if stored else 0, "estimate": need,
+        "resources": run["resources"], "yosys_cells": run["yosys_cells"],
+        "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6, "fmax_mhz": fmax,
+        "timing_met": bool(fmax and fmax >= top.freq / 1e6), "pnr_seed": seed,
+        "clocks_per_sample": interval,
+        "training_samples_per_s": fmax * 1e6 / interval if fmax else None,
+        "build_seconds": run["build_seconds"], "bitstream": run["bitstream"],
+    }
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(out_dir / "report.md", format_train_report(report))
+    _log(f"bitstream: {run['bitstream']} in {run['build_seconds']} s: "
+         f"{report['resources']['lut']['used']} LUT4, {report['resources']['ff']['used']} FF, "
+         f"fmax {fmax or 0:.1f} MHz (clock {top.freq / 1e6:g} MHz), "
+         f"{interval} clocks per training sample")
+    if not report["timing_met"]:
+        _log(f"bitstream: warning: fmax {fmax or 0:.1f} MHz is below the {top.freq / 1e6:g} "
+             f"MHz clock; rebuild with --freq {int(fmax or 0)} or another --pnr-seed")
+    return report
+
+
+def format_train_report(r):
+    res = r["resources"]
+    fmax = _mhz(r["fmax_mhz"])
+    rate = f"{r['training_samples_per_s']:.3g}" if r["training_samples_per_s"] else "-"
+    lines = [
+        f"# Training top {r['shape']} on {r['board']} ({r['device']})", "",
+        f"{r['weights']} weights, every one updated in the same clock; bit-serial forward "
+        f"pass, fold {r['fold']}; {r['stored_samples']} training samples in block RAM.", "",
+        "| resource | used | available | estimate |", "|---|---|---|---|",
+    ]
+    for key in ("lut", "ff", "ebr"):
+        lines.append(f"| {key.upper()} | {res[key]['used']} | {res[key]['available']} | "
+                     f"{r['estimate'].get(key, '')} |")
+    lines += [
+        "", f"- clock: PLL {r['pll_mhz']:g} MHz, achieved fmax {fmax} MHz "
+            f"({'met' if r['timing_met'] else 'NOT met'}; nextpnr seed {r['pnr_seed']})",
+        f"- training: {r['clocks_per_sample']} clocks per sample, {rate} samples/s at fmax",
+        f"- build time: {r['build_seconds']} s",
+        f"- bitstream: {r['bitstream']}", "",
+    ]
+    return "\n".join(lines)
+
+
 def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     """Elaborate ``top`` for ``board`` and run yosys, nextpnr and the packer in ``out_dir``.
 
@@ -253,7 +345,7 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     platform = board.make_platform()
     start = time.perf_counter()
     opts = ["--timing-allow-fail", "--report", "top.report.json", "--seed", str(seed),
-            "--freq", f"{freq / 1e6:g}"]
+            "--freq", f"{freq / 1e6:g}", *NEXTPNR_OPTS[board.family]]
     plan = platform.prepare(top, name="top", nextpnr_opts=opts, **SYNTH_OVERRIDES[board.family])
     elaborate_s = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from .arith import Cost
 from .dense import DenseLayer
 from .folded import FoldedDenseLayer
 
-__all__ = ["Pipeline", "check_fold", "hardware_options"]
+__all__ = ["Pipeline", "check_fold", "config_hardware", "hardware_options"]
 
 
 def check_fold(model, fold):
@@ -30,11 +30,16 @@ def check_fold(model, fold):
     return fold
 
 
+def config_hardware(model):
+    """The ``[hardware]`` table of the config that ``model`` was trained from (``{}``: none)."""
+    return (model.meta.get("config") or {}).get("hardware") or {}
+
+
 def hardware_options(model, *, register_every=None, fold=None):
     """``(register_every, fold)`` to build ``model`` with: the options given, else those of
     the model's config (its ``[hardware]`` table), else the fully parallel pipeline with one
     clock per layer. The fold factors are checked (:func:`check_fold`)."""
-    hw = (model.meta.get("config") or {}).get("hardware") or {}
+    hw = config_hardware(model)
     if register_every is None:
         register_every = hw.get("register_every", 0)
     if fold is None:

@@ -201,6 +201,7 @@ def _recurrent_model(arg):
 
 def cmd_bitstream(args):
     from ..boards.build import build
+    from ..hw.pipeline import config_hardware
     recurrent = _recurrent_model(args.model)
     if recurrent is not None:                    # a text generator: the recurrent top
         from .generate_cli import bitstream_recurrent
@@ -212,7 +213,7 @@ def cmd_bitstream(args):
     return build(model, args.board, freq=args.freq * 1e6 if args.freq else None,
                  baud=args.baud, register_every=register_every, fold=fold,
                  selftest=not args.no_selftest, out_dir=args.out, timeout=args.timeout,
-                 seed=args.pnr_seed)
+                 seed=args.pnr_seed or config_hardware(model).get("pnr_seed", 1))
 
 
 def cmd_program(args):
@@ -342,8 +343,9 @@ def register(sub):
                     help="recurrent model: LFSR seed for sampling")
     sp.add_argument("--out", help="output folder (default build/<name>/<board>/)")
     sp.add_argument("--timeout", type=float, default=None, help="toolchain time limit, s")
-    sp.add_argument("--pnr-seed", type=int, default=1,
-                    help="nextpnr's placement seed (fmax moves by a few percent between seeds)")
+    sp.add_argument("--pnr-seed", type=int, default=None,
+                    help="nextpnr's placement seed (fmax moves by a few percent between seeds; "
+                         "default: the model's [hardware] pnr_seed, else 1)")
     sp.set_defaults(func=cmd_bitstream)
 
     sp = sub.add_parser("program", help="load a built bitstream into a board")

@@ -19,6 +19,7 @@
     [hardware]                 # optional: the pipeline variant the board commands build
     fold = [64, 1]             # fold factor per layer (default: all 1, fully parallel)
     register_every = 2         # adder-tree registers every k levels (default 0)
+    pnr_seed = 8               # nextpnr's placement seed for `clockprop bitstream` (default 1)
 """
 
 import re
@@ -41,10 +42,12 @@ def _count(value, minimum):
 @dataclass(frozen=True)
 class HardwareConfig:
     """How to build the gateware: ``fold`` (one factor per layer, None: all 1) and
-    ``register_every`` (:class:`~clockprop.hw.pipeline.Pipeline`). Whether each fold factor
-    divides its layer's fan-in is checked once the model exists."""
+    ``register_every`` (:class:`~clockprop.hw.pipeline.Pipeline`), and the ``pnr_seed`` that
+    ``clockprop bitstream`` places with. Whether each fold factor divides its layer's fan-in is
+    checked once the model exists."""
     fold: tuple | None = None
     register_every: int = 0
+    pnr_seed: int = 1
 
     def __post_init__(self):
         if self.fold is not None and (not isinstance(self.fold, (list, tuple)) or not all(
@@ -54,10 +57,13 @@ class HardwareConfig:
         if not _count(self.register_every, 0):
             raise ClockpropError(f"config [hardware]: register_every must be a non-negative "
                                  f"integer, got {self.register_every!r}")
+        if not _count(self.pnr_seed, 1):
+            raise ClockpropError(f"config [hardware]: pnr_seed must be a positive integer, "
+                                 f"got {self.pnr_seed!r}")
 
     def to_dict(self):
         return {"fold": list(self.fold) if self.fold else None,
-                "register_every": self.register_every}
+                "register_every": self.register_every, "pnr_seed": self.pnr_seed}
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,7 @@ def bitstream_recurrent(path, args):
         Lfsr16(seed)
     return build_recurrent(model, vocab, args.board, shift=shift, seed=seed,
                            freq=args.freq * 1e6 if args.freq else None, baud=args.baud,
-                           out_dir=args.out, timeout=args.timeout, pnr_seed=args.pnr_seed,
+                           out_dir=args.out, timeout=args.timeout, pnr_seed=args.pnr_seed or 1,
                            name=meta.get("name", Path(path).parent.name))
 
 

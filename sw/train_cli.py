@@ -4,6 +4,8 @@
         -> reports/<name>/onchip.{json,md,png}
     clockprop train-onchip --port PORT|sim [--board B] [--stored] [--limit N] [--set ...]
         -> reports/<name>/onchip_board.{json,md}
+    clockprop train-onchip --bitstream --board B [--stored] [--limit N] [--set ...]
+        -> build/onchip/<board>/top.{bin,bit}, report.{json,md}
 
 Without ``--port``:
 The host runs :func:`sw.inttrain.train_int`'s sample sequence with the integer trainer; the
@@ -21,6 +23,10 @@ with ``--port sim``) learns from the training split, streamed sample by sample o
 weight back (``READ_WEIGHTS``) and compares it with the integer trainer run on the same
 sequence. Any difference is an error that says how many weights differ and where. The config
 is the board's on-chip default (:func:`sw.inttrain.onchip_config`) with ``--set`` on top.
+
+With ``--bitstream``: that training top, with the same initial weights and (``--stored``) the
+same stored split as the host will assume, built for ``--board`` with yosys and nextpnr
+(:func:`clockprop.boards.build.build_train`); a top that does not fit is refused first.
 """
 
 import argparse
@@ -428,9 +434,43 @@ def cmd_train_board(args):
     return summary
 
 
+def cmd_train_bitstream(args):
+    """``train-onchip --bitstream``: build the training top of the board's config."""
+    from ..boards.build import build_train
+    from ..boards.train_top import stored_order
+    from .datasets import load_dataset
+    from .inttrain import IntTrainer
+
+    cfg, board = _config(args)
+    if board is None:
+        raise ClockpropError("train-onchip --bitstream needs --board (clockprop boards lists "
+                             "them)")
+    if args.limit < 0:
+        raise ClockpropError("train-onchip: --limit must be >= 0")
+    data = load_dataset(args.dataset, args.split_seed)
+    split = None
+    if args.stored:
+        n = stored_capacity(cfg, data.n_inputs, data.n_classes, board, len(data.x_train))
+        n = min(n, args.limit) if args.limit else n
+        if n < 1:
+            raise ClockpropError(f"train-onchip: {board.name}'s block RAM holds no training "
+                                 f"sample of this size; drop --stored")
+        idx = stored_order(cfg, len(data.x_train))[:n]
+        split = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+    trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    return build_train(trainer, board.name, stored=split, fold=args.fold,
+                       freq=args.freq * 1e6 if args.freq else None, baud=args.baud,
+                       out_dir=args.out, seed=args.pnr_seed)
+
+
 def cmd_train_onchip(args):
     from .datasets import load_dataset
 
+    if args.bitstream:
+        if args.port:
+            raise ClockpropError("train-onchip: --bitstream builds, --port trains: one at a "
+                                 "time")
+        return cmd_train_bitstream(args)
     if args.port:
         return cmd_train_board(args)
     cfg, _ = _config(args)
@@ -488,6 +528,14 @@ def register(sub):
     sp.add_argument("--timeout", type=float, default=2.0,
                     help="seconds to wait for each answer (default 2)")
     sp.add_argument("--retries", type=int, default=3)
+    sp.add_argument("--bitstream", action="store_true",
+                    help="build the training top's bitstream for --board instead of training")
+    sp.add_argument("--freq", type=float, default=None,
+                    help="with --bitstream: the clock in MHz (default 20)")
+    sp.add_argument("--pnr-seed", type=int, default=1,
+                    help="with --bitstream: nextpnr's placement seed")
+    sp.add_argument("--out", help="with --bitstream: output folder (default "
+                                  "build/onchip/<board>/)")
     sp.set_defaults(func=_dispatch)
 
 

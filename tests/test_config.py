@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from clockprop.hw.pipeline import hardware_options
+from clockprop.hw.pipeline import config_hardware, hardware_options
 from clockprop.sw.config import HardwareConfig, from_dict, load_config
 from clockprop.sw.errors import ClockpropError
 
@@ -11,9 +11,9 @@ from conftest import random_model
 
 
 def test_hardware_table_round_trips():
-    run = from_dict({"hardware": {"fold": [4, 1], "register_every": 2}})
-    assert run.hardware == HardwareConfig(fold=(4, 1), register_every=2)
-    assert run.to_dict()["hardware"] == {"fold": [4, 1], "register_every": 2}
+    run = from_dict({"hardware": {"fold": [4, 1], "register_every": 2, "pnr_seed": 8}})
+    assert run.hardware == HardwareConfig(fold=(4, 1), register_every=2, pnr_seed=8)
+    assert run.to_dict()["hardware"] == {"fold": [4, 1], "register_every": 2, "pnr_seed": 8}
     assert from_dict({}).hardware == HardwareConfig()
 
 
@@ -21,6 +21,7 @@ def test_hardware_table_round_trips():
     ({"fold": [0, 1]}, "fold must be a list of positive integers"),
     ({"fold": 4}, "fold must be a list"),
     ({"register_every": -1}, "register_every must be a non-negative integer"),
+    ({"pnr_seed": 0}, "pnr_seed must be a positive integer"),
     ({"folds": [1]}, "unknown [hardware] setting(s) folds"),
 ])
 def test_bad_hardware_settings_are_refused(table, needle):
@@ -32,13 +33,17 @@ def test_bad_hardware_settings_are_refused(table, needle):
 def test_shipped_mnist_configs_name_their_fold():
     assert load_config("configs/mnist.toml").hardware.fold == (784, 640)
     assert load_config("configs/mnist_up5k.toml").hardware.fold == (196, 30)
+    up5k = load_config("configs/digits_up5k.toml").hardware
+    assert (up5k.register_every, up5k.pnr_seed) == (2, 8)
 
 
 def test_options_come_from_the_command_line_then_the_model_config():
     model = random_model(np.random.default_rng(0), [6, 4, 3])
     assert hardware_options(model) == (0, [1, 1])
-    model.meta["config"] = {"hardware": {"fold": [3, 2], "register_every": 1}}
+    assert config_hardware(model) == {}
+    model.meta["config"] = {"hardware": {"fold": [3, 2], "register_every": 1, "pnr_seed": 5}}
     assert hardware_options(model) == (1, [3, 2])
+    assert config_hardware(model)["pnr_seed"] == 5
     assert hardware_options(model, register_every=0, fold=[2, 4]) == (0, [2, 4])
     with pytest.raises(ClockpropError, match="does not divide its fan-in 6"):
         hardware_options(model, fold=[4, 1])

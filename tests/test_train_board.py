@@ -148,25 +148,35 @@ def test_cli_bad_input(tmp_path, args, needles):
     assert_clean_error(clockprop(tmp_path, "train-onchip", "--port", "sim", *args), *needles)
 
 
+@pytest.mark.parametrize("args, needles", [
+    (["--board", "icebreaker", "--set", "hidden=[8]", "--set", "fan_in=0"],
+     ["does not fit icebreaker", "LUT needed", "hidden=[20]"]),
+    ([], ["--bitstream needs --board"]),
+    (["--board", "icebreaker", "--port", "sim"], ["one at a time"]),
+])
+def test_cli_bitstream_bad_input(tmp_path, args, needles):
+    assert_clean_error(clockprop(tmp_path, "train-onchip", "--bitstream", *args), *needles)
+    assert not (tmp_path / "build").exists()
+
+
 @pytest.mark.synth
 @pytest.mark.slow
 def test_up5k_training_top_builds(tmp_path):
     """The training top of a small net with a stored split, placed and routed on the UP5K."""
-    from clockprop.boards.build import run_toolchain
-    from clockprop.boards.registry import get_board
-    from clockprop.boards.train_top import TrainBoardTop
-    board = get_board("icebreaker")
+    from clockprop.boards.build import build_train, check_toolchain
     try:
-        from clockprop.boards.build import check_toolchain
-        check_toolchain(board.family)
+        check_toolchain("ice40")
     except ClockpropError as e:
         pytest.skip(str(e))
     cfg = IntTrainConfig(hidden=(3,), weight_bits=6, frac=(3, 3), shift=(4, 4), e_shift=4,
                          e_max=1, gate_margin=2)            # up/down counters: ~2000 LUT4
     host = IntTrainer(cfg, 5, 3)
-    top = TrainBoardTop(board, host, freq=20e6, stored=_data(np.random.default_rng(4), 16))
-    run = run_toolchain(top, board, tmp_path, freq=20e6)
-    res = run["resources"]
+    report = build_train(host, "icebreaker", stored=_data(np.random.default_rng(4), 16),
+                         out_dir=tmp_path)
+    res = report["resources"]
     assert 0 < res["lut"]["used"] <= res["lut"]["available"] and res["ebr"]["used"] >= 1
-    assert run["fmax_mhz"] > top.freq / 1e6
+    assert report["timing_met"] and report["fmax_mhz"] > report["pll_mhz"]
+    assert report["training_samples_per_s"] == report["fmax_mhz"] * 1e6 / \
+        report["clocks_per_sample"]
     assert (tmp_path / "top.bin").stat().st_size > 0
+    assert "clocks per sample" in (tmp_path / "report.md").read_text()

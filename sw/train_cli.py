@@ -512,7 +512,7 @@ def register(sub):
     sp.add_argument("--serial", action="store_true", help=argparse.SUPPRESS)   # the default
     sp.add_argument("--fold", type=int, default=None,
                     help="bit-serial fold: each bit plane over F clocks, 1/F of the forward "
-                         "adders (default 2, the on-chip default)")
+                         "adders (default 2, the on-chip default; 1 for an iCE40 --board)")
     sp.add_argument("--name", help="report name (default onchip-<dataset>)")
     sp.add_argument("--port", help="train a training board top on this serial port, or 'sim' "
                                    "for its simulation, instead of the pysim comparison")
@@ -540,9 +540,11 @@ def register(sub):
 
 
 def _dispatch(args):
-    from .inttrain import ONCHIP_FOLD
+    from ..boards.registry import get_board
+    from .inttrain import onchip_fold
     if args.points is None:
         args.points = 1 if args.port else 4
     if args.fold is None:
-        args.fold = 1 if args.parallel else ONCHIP_FOLD
+        family = get_board(args.board).family if args.board else None
+        args.fold = 1 if args.parallel else onchip_fold(family)
     return cmd_train_onchip(args)

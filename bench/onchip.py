@@ -1,6 +1,6 @@
 """Benchmark of on-chip learning (issue 4): reports/bench/onchip.{json,md,png}.
 
-    .venv/bin/python bench/onchip.py [--seeds 5] [--random-steps 1000] [--digits-steps 1347]
+    .venv/bin/python bench/onchip.py [--seeds 5] [--random-steps 3000] [--digits-steps 3000]
                                      [--points 6] [--synth] [--synth-ecp5] [--exact-only]
 
 1. Bit-exactness on random nets: ``--random-steps`` samples through the update unit in the
@@ -277,8 +277,8 @@ def plot(out, path):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--random-steps", type=int, default=1000)
-    p.add_argument("--digits-steps", type=int, default=1347,
+    p.add_argument("--random-steps", type=int, default=3000)
+    p.add_argument("--digits-steps", type=int, default=3000,
                    help="samples of the digits sequence run in the gateware simulator")
     p.add_argument("--points", type=int, default=6, help="gateware weight read-backs")
     p.add_argument("--synth", action="store_true", help="build the UP5K training top")

@@ -246,8 +246,9 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
     return report
 
 
-# The training tops' default clock per family: the UP5K training top reached 24.4 MHz, the
-# 20-hidden digits one about 23 MHz on the ECP5-85F (bench/onchip.py).
+# The training tops' default clock per family: the UP5K training top reached 25.5 MHz; the
+# 20-hidden digits one was estimated at 22.8 MHz after placement on the ECP5-85F (its routing
+# has not finished here).
 TRAIN_CLOCK_HZ = {"ice40": 20e6, "ecp5": 20e6}
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clockprop.boards.train_top import TrainDeviceCore, stored_order
+from clockprop.boards.train_top import TrainDeviceCore, stored_split
 from clockprop.sim.train_sim import check_weights, simulate_training
 from clockprop.sw.datasets import load_dataset
 from clockprop.sw.errors import ClockpropError
@@ -134,9 +134,8 @@ def estimates(out, data):
     for run, cfg, board, fold in ((out["digits"], ONCHIP_DIGITS, ecp5, ONCHIP_FOLD),
                                   (out["up5k"], ONCHIP_UP5K, up5k, 1)):
         k = stored_capacity(cfg, 64, 10, board, n)
-        idx = stored_order(cfg, n)[:k]
-        split = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
-        run["estimate"] = top_estimate(cfg, 64, 10, board.capacity, fold, split)
+        run["estimate"] = top_estimate(cfg, 64, 10, board.capacity, fold,
+                                       stored_split(cfg, data, k))
         stored.append(k)
     return stored
 
@@ -183,8 +182,7 @@ def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
     from clockprop.boards.registry import get_board
     board = get_board(board_name)
     trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
-    idx = stored_order(cfg, len(data.x_train))[:stored_n]
-    stored = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx]) if stored_n else None
+    stored = stored_split(cfg, data, stored_n)
     t0 = time.perf_counter()
     base = {"board": board_name, "device": board.capacity.device, "stored_samples": stored_n,
             "out_dir": str(out_dir)}
@@ -318,12 +316,11 @@ def main():
         (d / "onchip.md").write_text(markdown(out) + "\n")
         return
     if args.exact_only:
-        out = json.loads((d / "onchip.json").read_text())
-        out["random_nets"] = random_net_checks(args.random_steps)
-        out["gateware"] = gateware_curve(ONCHIP_DIGITS, data, args.digits_steps, args.points,
-                                         ONCHIP_FOLD)
+        random_nets = random_net_checks(args.random_steps)
+        gateware = gateware_curve(ONCHIP_DIGITS, data, args.digits_steps, args.points,
+                                  ONCHIP_FOLD)
         out = {**json.loads((d / "onchip.json").read_text()),     # as it is now
-               "random_nets": out["random_nets"], "gateware": out["gateware"]}
+               "random_nets": random_nets, "gateware": gateware}
         plot(out, d / "onchip.png")
         (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
         (d / "onchip.md").write_text(markdown(out) + "\n")

@@ -35,7 +35,8 @@ from ..sw.errors import ClockpropError
 from ..sw.protocol import WEIGHTS_CHUNK, ErrorCode, FrameType, TrainAck
 from .top import BoardShell
 
-__all__ = ["TrainDeviceCore", "TrainBoardTop", "stored_order", "LUT_CALIBRATION"]
+__all__ = ["TrainDeviceCore", "TrainBoardTop", "stored_order", "stored_split",
+           "LUT_CALIBRATION"]
 
 # What yosys made of two training tops over the tally above: 3974 / 3284 LUT4 (iCE40UP5K,
 # ONCHIP_UP5K) and 96,459 / 78,853 LUT4 + 2 x CCU2C (ECP5-85F, the 30-hidden digits
@@ -49,6 +50,15 @@ def stored_order(cfg, n):
     :func:`sw.inttrain.sample_order` (each ``TRAIN_STORED`` pass repeats it)."""
     from ..sw.inttrain import sample_order
     return sample_order(cfg, n)[:n]
+
+
+def stored_split(cfg, data, n):
+    """The first ``n`` samples of ``data``'s training split in :func:`stored_order`, as the
+    training top stores them: ``(activations, labels)``, or None for ``n == 0``."""
+    if not n:
+        return None
+    idx = stored_order(cfg, len(data.x_train))[:n]
+    return cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx]
 
 
 class TrainDeviceCore(wiring.Component):

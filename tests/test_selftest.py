@@ -54,8 +54,8 @@ def test_selftest_core_counts_like_the_golden_model(register_every):
     sim.run()
     expected = int(np.sum(model.predict(a) == y))
     # One sample per clock: N samples take N clocks plus the pipeline latency, the sample
-    # memory's read and the comparison's register.
-    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + 2)
+    # memory's read, the label's register and the comparison's.
+    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + 3)
 
 
 def test_selftest_rejects_bad_labels():
@@ -83,7 +83,7 @@ def test_simulated_top_through_the_host_api(small):
         np.testing.assert_array_equal(result.classes, model.predict(a[:4]))
         st = client.selftest()
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
-        assert st.cycles == len(a) + link.transport.core.latency + 2
+        assert st.cycles == len(a) + link.transport.core.latency + 3
         # The board stays usable after a self-test.
         np.testing.assert_array_equal(client.classify(a[4:6]).classes, model.predict(a[4:6]))
         assert link.resends == 0
@@ -167,4 +167,4 @@ def test_folded_top_through_the_host_api(small):
         assert core.interval == 5
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
         # One sample every `interval` clocks, then the latency of the last one.
-        assert st.cycles == (len(a) - 1) * core.interval + core.latency + 3
+        assert st.cycles == (len(a) - 1) * core.interval + core.latency + 4

@@ -55,7 +55,7 @@ generate: $(STAMP)
 
 ## bitstream: the default model's bitstream for BOARD (icebreaker, upduino_v3, ice40_hx8k,
 ##            ulx3s, orangecrab): the iCE40 boards get configs/digits_up5k.toml (the default
-##            digits model needs ~59k LUT4), the ECP5 boards configs/digits.toml. A model
+##            digits model needs ~30k LUT4), the ECP5 boards configs/digits.toml. A model
 ##            that does not fit is refused. BOARD_CONFIG=... picks another; OPTS=... adds options.
 ICE40_BOARDS := icebreaker upduino_v3 ice40_hx8k
 BOARD_CONFIG ?= $(if $(filter $(BOARD),$(ICE40_BOARDS)),configs/digits_up5k.toml,$(CONFIG))

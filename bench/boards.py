@@ -5,7 +5,8 @@
 
 Builds (with the yowasp toolchain) a digits model small enough for the iCE40UP5K on the
 iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock per layer
-(register_every=0) and with pipelined adder trees (register_every=2), with each of the
+(register_every=0) and with pipelined adder trees (register_every=2 on the UP5K, 1 on the
+ECP5, the board's default), with each of the
 nextpnr seeds ``--pnr-seeds`` (placement moves fmax by a few percent; default seed 1 and
 the config's ``[hardware] pnr_seed``), and writes reports/bench/boards.json and boards.md with
 LUT/FF/EBR/DSP, fmax, throughput, latency and build time. Results are written after every
@@ -14,6 +15,7 @@ build, so a long ECP5 run can be stopped; rows of earlier runs that this run doe
 """
 
 import argparse
+import fcntl
 import json
 import sys
 import time
@@ -37,9 +39,12 @@ def log(msg):
 
 
 def trained(config):
-    """The model of ``configs/<config>.toml``, trained unless it already is."""
+    """The model of ``configs/<config>.toml``, trained unless it already is (from the config
+    as it is now: a model file older than its config is trained again)."""
     path = ROOT / "build" / config / "model.json"
-    if not path.exists() and cli(["train", "--config", str(ROOT / "configs" / f"{config}.toml"),
+    toml = ROOT / "configs" / f"{config}.toml"
+    fresh = path.exists() and path.stat().st_mtime >= toml.stat().st_mtime
+    if not fresh and cli(["train", "--config", str(ROOT / "configs" / f"{config}.toml"),
                                   "--out", str(path)]) != 0:
         raise SystemExit(f"training {config} failed")
     return IntModel.load(path)
@@ -94,11 +99,26 @@ def _key(row):
     return row["model"], row["board"], row["register_every"], row.get("pnr_seed", 1)
 
 
+def record(row):
+    """Add ``row`` to boards.json (replacing the row of the same model, board, mode and seed)
+    and rewrite boards.md. The file is read again under a lock, so that two runs (say
+    ``--only up5k`` and ``--only ecp5``) can share it."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "boards.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = OUT / "boards.json"
+        rows = json.loads(path.read_text()) if path.exists() else []
+        rows = sorted([r for r in rows if _key(r) != _key(row)] + [row], key=_key)
+        write_atomic(path, json.dumps(rows, indent=1) + "\n")
+        write_atomic(OUT / "boards.md", markdown(rows))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--only", choices=["up5k", "ecp5"])
     p.add_argument("--timeout", type=float, default=3600)
-    p.add_argument("--modes", default="0,2", help="register_every values")
+    p.add_argument("--modes", default=None,
+                   help="register_every values (default: 0,2 on the UP5K, 0,1 on the ECP5)")
     p.add_argument("--pnr-seeds", default=None,
                    help="nextpnr seeds to build each mode with (fmax moves a few percent; "
                         "default: 1 and the config's [hardware] pnr_seed)")
@@ -106,13 +126,12 @@ def main():
     from clockprop.boards.build import build
     from clockprop.hw.pipeline import config_hardware
 
-    modes = [int(k) for k in args.modes.split(",")]
+    modes = [int(k) for k in args.modes.split(",")] if args.modes else None
     jobs = []
     if args.only in (None, "up5k"):
-        jobs += [(up5k_model(), "icebreaker", 48e6, modes)]
+        jobs += [(up5k_model(), "icebreaker", 48e6, modes or [0, 2])]
     if args.only in (None, "ecp5"):
-        jobs += [(default_model(), "ulx3s", 150e6, modes)]
-    rows = json.loads((OUT / "boards.json").read_text()) if (OUT / "boards.json").exists() else []
+        jobs += [(default_model(), "ulx3s", 150e6, modes or [0, 1])]
     for model, board, freq, ks in jobs:
         seeds = ([int(seed) for seed in args.pnr_seeds.split(",")] if args.pnr_seeds else
                  sorted({1, config_hardware(model).get("pnr_seed", 1)}))
@@ -129,10 +148,7 @@ def main():
                        "pnr_seed": seed, "error": str(e),
                        "seconds": round(time.perf_counter() - start, 1)}
                 log(f"bench: {e}")
-            rows = [r for r in rows if _key(r) != _key(row)] + [row]
-            rows.sort(key=_key)
-            write_atomic(OUT / "boards.json", json.dumps(rows, indent=1) + "\n")
-            write_atomic(OUT / "boards.md", markdown(rows))
+            record(row)
     log(f"bench: wrote {OUT / 'boards.json'} and boards.md")
 
 

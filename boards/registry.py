@@ -67,6 +67,10 @@ class Board:
         Frequency of that clock.
     target_hz : float
         Default pipeline clock (made by the PLL; equal to ``clock_hz`` means no PLL).
+    register_every : int
+        Adder-tree registers for a model whose config sets none (``[hardware]
+        register_every``): 1 on the ULX3S, whose 150 MHz clock one clock per layer cannot
+        reach; 0 (one clock per layer) elsewhere.
     uart : dict or None
         Pins of an extra UART resource (``rx``, ``tx``, ``conn``, ``attrs``) for boards whose
         platform has none; ``None`` when the platform's ``uart`` 0 is used.
@@ -89,6 +93,7 @@ class Board:
     target_hz: float
     leds: str = "led"
     uart: dict = field(default=None)
+    register_every: int = 0
     programmer: str = "iceprog"
     pll_pad: bool = False
     note: str = ""
@@ -131,7 +136,8 @@ BOARDS = {b.name: b for b in [
           note="UART on the FTDI's second channel (jumpers J6/J7 set for UART)"),
     Board("ulx3s", "Radiona ULX3S (LFE5U-85F)",
           "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", ECP5_85F,
-          clock="clk25", clock_hz=25e6, target_hz=150e6, programmer="openFPGALoader",
+          clock="clk25", clock_hz=25e6, target_hz=150e6, register_every=1,
+          programmer="openFPGALoader",
           note="UART on the FTDI (US1 USB port)"),
     Board("orangecrab", "Good Stuff Department OrangeCrab r0.2 (LFE5U-25F)",
           "amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", "ecp5", ECP5_25F,

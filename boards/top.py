@@ -44,6 +44,10 @@ def result_bytes(model):
     return 1 + (model.n_classes * logit_bits(model) + 7) // 8
 
 
+# Registers on the answer's path across the device (DeviceCore's ``crossing``), per family.
+CROSSING = {"ice40": 0, "ecp5": 2}
+
+
 class DeviceCore(wiring.Component):
     """Pipeline + self-test + framed UART: the platform-free part of a board top.
 
@@ -58,6 +62,12 @@ class DeviceCore(wiring.Component):
     selftest : tuple (samples, labels) or None
         The test split to store on chip for ``SELFTEST``; ``None`` leaves the self-test out
         (``SELFTEST`` is then answered with ``ERROR(UNKNOWN_TYPE)``).
+    crossing : int
+        Plain registers on the answer's data path from the pipeline's output and the
+        self-test's counters to the answer register, with the request state machine's view of
+        ``res_valid`` and of the self-test's end delayed as much (:data:`CROSSING`: 2 on the
+        ECP5, where those regions of a big model lie far apart; 0 on the iCE40, whose logic
+        cells they would fill).
     max_payload : int
         Longest ``PING`` payload echoed (and the receive buffer depth, at least a sample).
 
@@ -79,9 +89,10 @@ class DeviceCore(wiring.Component):
     activity: Out(1)
 
     def __init__(self, model, *, divisor, register_every=0, fold=None, selftest=None,
-                 max_payload=64):
+                 max_payload=64, crossing=0):
         self.model = model
         self.divisor = divisor
+        self.crossing = crossing
         self.pipeline = Pipeline(model, register_every=register_every, fold=fold)
         # A folded first layer holds its input in a register of its own already.
         self.input_register = not isinstance(self.pipeline.layers[0], FoldedDenseLayer)
@@ -113,7 +124,11 @@ class DeviceCore(wiring.Component):
         n_in_bits = self.model.n_inputs * self.model.fmt.act_bits
         sample = Signal(8 * self.sample_bytes)
         out_bytes = max(self.result_bytes, SelfTestResult.SIZE)
-        out = Signal(8 * out_bytes)            # payload of the answer, sent LSB byte first
+        # The answer's payload, sent LSB byte first: byte ``out_index`` is read out rather than
+        # shifted down, so that only ANSWER enables this wide register (on the ECP5 a
+        # shift enable from the transmit logic had to reach it across the device).
+        out = Signal(8 * out_bytes)
+        out_index = Signal(range(out_bytes))
         out_type = Signal(8)
         out_len = Signal(16)
         out_empty = Signal()                   # out_len == 0
@@ -200,9 +215,34 @@ class DeviceCore(wiring.Component):
                 value = value | Mux(sel, term, 0)
             return value
 
-        result_payload = Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits)
-        selftest_payload = (Cat(st.correct, st.total, st.cycles) if self.selftest is not None
-                            else Const(0, 1))
+        # The answer's data cross from the pipeline's output and the self-test's counters to
+        # the answer register through ``crossing`` plain registers (no enable, no reset, no
+        # logic), and the request state machine sees ``res_valid`` and the self-test's end
+        # delayed as much: on the ECP5-85F these regions lie far apart (one route across
+        # took 7 ns).
+        def crossed(value, name):
+            for k in range(self.crossing):
+                reg = Signal.like(value, name=f"{name}_x{k}", reset_less=True)
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        def delayed(flag, name):
+            for k in range(self.crossing):
+                reg = Signal(name=f"{name}_x{k}")
+                m.d.sync += reg.eq(flag)
+                flag = reg
+            return flag
+
+        result_payload = crossed(Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits), "res")
+        res_ready = delayed(res_valid, "res_valid")
+        selftest_payload = (crossed(Cat(st.correct, st.total, st.cycles), "st")
+                            if self.selftest is not None else Const(0, 1))
+        st_done = None
+        if self.selftest is not None:                  # the rise of ``done``: this run's end
+            done_was = Signal()
+            m.d.sync += done_was.eq(st.done)
+            st_done = delayed(st.done & ~done_was, "st_done")
         h_len = Signal(16)
         m.d.comb += [frame_tx.header.payload.type.eq(out_type),
                      frame_tx.header.payload.length.eq(out_len)]
@@ -273,7 +313,7 @@ class DeviceCore(wiring.Component):
 
             with m.State("WAIT"):
                 m.d.comb += self.activity.eq(1)
-                with m.If(res_valid):
+                with m.If(res_ready):
                     answer()
 
             with m.State("DRAIN"):
@@ -293,7 +333,7 @@ class DeviceCore(wiring.Component):
                 m.d.comb += self.activity.eq(1)
                 if self.selftest is not None:
                     m.d.comb += st_mode.eq(1)
-                    with m.If(st.done):
+                    with m.If(st_done):
                         answer()
 
             with m.State("ANSWER"):
@@ -307,9 +347,9 @@ class DeviceCore(wiring.Component):
                     out.eq(one_hot((ans_error, error_code), (ans_result, result_payload),
                                    (ans_selftest, selftest_payload))),
                 ]
-                m.d.sync += out_empty.eq(ans_pong & (h_len == 0))
+                m.d.sync += [out_empty.eq(ans_pong & (h_len == 0)), out_index.eq(0)]
                 with m.If(ans_result):
-                    m.d.sync += self.last_class.eq(res.cls)
+                    m.d.sync += self.last_class.eq(result_payload[:len(res.cls)])
                 m.next = "SEND_HEADER"
 
             with m.State("SEND_HEADER"):
@@ -325,7 +365,8 @@ class DeviceCore(wiring.Component):
 
             with m.State("SEND"):
                 with m.If(~tx_valid):
-                    m.d.sync += [tx_byte.eq(out[:8]), tx_valid.eq(1), out.eq(out >> 8)]
+                    m.d.sync += [tx_byte.eq(out.word_select(out_index, 8)), tx_valid.eq(1),
+                                 out_index.eq(out_index + 1)]
                     count_down()
                     with m.If(last):
                         m.next = "IDLE"
@@ -414,7 +455,8 @@ class BoardTop(BoardShell):
 
     def make_core(self, divisor):
         return DeviceCore(self.model, divisor=divisor, register_every=self.register_every,
-                          fold=self.fold, selftest=self.selftest)
+                          fold=self.fold, selftest=self.selftest,
+                          crossing=CROSSING[self.board.family])
 
 
 def connect_board(m, platform, board, *, rx, tx, leds, activity):

@@ -82,6 +82,8 @@ class Argmax(wiring.Component):
         return m
 
     def _register(self, m, en, value, name):
+        if isinstance(value, Const):            # a class index passing a level: see hw.arith
+            return value
         reg = Signal.like(value, name=name, reset_less=True)      # data: see hw.arith
         with m.If(en):
             m.d.sync += reg.eq(value)

@@ -131,6 +131,11 @@ class AdderTree:
         return value
 
     def _register(self, value, name):
+        # A constant (a bias passing a level unpaired) stays a constant: registered, it
+        # would be a flip-flop that yosys cannot remove (its initial value differs) and
+        # merges with every other register of that constant across the device.
+        if isinstance(value, Const):
+            return value
         # Data registers have no reset: only the valid bits do (hw.stage), so the reset net
         # reaches a few hundred flip-flops instead of every register of the design (on the
         # ECP5 that net had become an 11.9 ns route).

@@ -140,8 +140,8 @@ class SimTransport(Transport):
 
 
 def simulated_board(model, *, divisor=4, register_every=0, fold=None, selftest=None,
-                    **kwargs):
+                    crossing=0, **kwargs):
     """A :class:`SimTransport` to a fresh :class:`DeviceCore` for ``model``."""
     core = DeviceCore(model, divisor=divisor, register_every=register_every, fold=fold,
-                      selftest=selftest)
+                      selftest=selftest, crossing=crossing)
     return SimTransport(core, **kwargs)

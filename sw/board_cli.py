@@ -122,10 +122,13 @@ def _test_split(model):
     return model.fmt.quantize_input(data.x_test), data.y_test
 
 
-def _hardware(args, model):
+def _hardware(args, model, board=None):
+    from ..boards.registry import get_board
     from ..hw.pipeline import hardware_options
+    if board is None and getattr(args, "board", None):
+        board = get_board(args.board)
     return hardware_options(model, register_every=getattr(args, "register_every", None),
-                            fold=getattr(args, "fold", None))
+                            fold=getattr(args, "fold", None), board=board)
 
 
 def _open_link(args, model, selftest_split=None):
@@ -172,10 +175,10 @@ def cmd_fit(args):
     from .fit import check_fit
 
     model = _load(args.model)
-    register_every, fold = _hardware(args, model)
     boards = [get_board(args.board)] if args.board else list(BOARDS.values())
     rows = []
     for board in boards:
+        register_every, fold = _hardware(args, model, board)
         n = len(selftest_split(model, board, fold=fold)[0]) if args.selftest else 0
         fit = check_fit(model, board, register_every=register_every, fold=fold,
                         selftest_samples=n, strict=bool(args.board))

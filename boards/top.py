@@ -161,7 +161,7 @@ class DeviceCore(wiring.Component):
         # (only one host sample is ever in flight, and the self-test takes one result per
         # clock), so the pipeline never stalls on its output. A folded pipeline takes a
         # sample every ``interval`` clocks: the input register then waits for ``i.ready``.
-        st_mode = Signal()
+        st_request = Signal()                  # the state machine asks for a self-test run
         issued = Signal()                      # the host's sample waits for the pipeline
         m.d.comb += pipe.o.ready.eq(1)
         src_valid = Signal()
@@ -182,17 +182,21 @@ class DeviceCore(wiring.Component):
         m.d.sync += res_valid.eq(pipe.o.valid)
         with m.If(pipe.o.valid):
             m.d.sync += res.eq(pipe.o.payload)
+        # The self-test offers samples only while it runs, and it runs only while the request
+        # state machine waits for it: its own ``o.valid`` picks the source, so no signal of
+        # that state machine (which sits by the UART) reaches the pipeline's input.
+        st_active = Const(0)
         if self.selftest is not None:
             m.submodules.selftest = st = self.selftest
-            m.d.comb += [st.o.ready.eq(src_ready), st.i.payload.eq(res)]
-            with m.If(st_mode):
-                m.d.comb += [src_valid.eq(st.o.valid), src_payload.eq(st.o.payload),
-                             st.i.valid.eq(res_valid)]
-        with m.If(~st_mode):
-            m.d.comb += [src_valid.eq(issued), src_payload.eq(sample[:n_in_bits])]
+            m.d.comb += [st.o.ready.eq(src_ready), st.i.payload.eq(res),
+                         st.i.valid.eq(res_valid)]       # counted only while it runs
+            st_active = st.o.valid
+        m.d.comb += [src_valid.eq(issued | st_active),
+                     src_payload.eq(Mux(st_active, st.o.payload if self.selftest is not None
+                                        else 0, sample[:n_in_bits]))]
         # The request FSM never waits on the pipeline's ready (a combinational path through
         # every folded layer's counter): the sample is offered until taken.
-        with m.If(src_valid & src_ready & ~st_mode):
+        with m.If(issued & src_ready):
             m.d.sync += issued.eq(0)
 
         # Every answer is loaded in one state, ANSWER, and the state before it says which: the
@@ -243,6 +247,7 @@ class DeviceCore(wiring.Component):
             done_was = Signal()
             m.d.sync += done_was.eq(st.done)
             st_done = delayed(st.done & ~done_was, "st_done")
+            m.d.comb += st.start.eq(delayed(st_request, "st_start"))
         h_len = Signal(16)
         m.d.comb += [frame_tx.header.payload.type.eq(out_type),
                      frame_tx.header.payload.length.eq(out_len)]
@@ -325,14 +330,12 @@ class DeviceCore(wiring.Component):
 
             with m.State("SELFTEST"):
                 m.d.comb += self.activity.eq(1)
-                if self.selftest is not None:
-                    m.d.comb += [st_mode.eq(1), st.start.eq(1)]
+                m.d.comb += st_request.eq(1)
                 m.next = "SELFTEST_WAIT"
 
             with m.State("SELFTEST_WAIT"):
                 m.d.comb += self.activity.eq(1)
                 if self.selftest is not None:
-                    m.d.comb += st_mode.eq(1)
                     with m.If(st_done):
                         answer()
 

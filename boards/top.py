@@ -185,15 +185,14 @@ class DeviceCore(wiring.Component):
         # The self-test offers samples only while it runs, and it runs only while the request
         # state machine waits for it: its own ``o.valid`` picks the source, so no signal of
         # that state machine (which sits by the UART) reaches the pipeline's input.
-        st_active = Const(0)
+        st_active, st_sample = Const(0), Const(0)
         if self.selftest is not None:
             m.submodules.selftest = st = self.selftest
             m.d.comb += [st.o.ready.eq(src_ready), st.i.payload.eq(res),
                          st.i.valid.eq(res_valid)]       # counted only while it runs
-            st_active = st.o.valid
+            st_active, st_sample = st.o.valid, st.o.payload
         m.d.comb += [src_valid.eq(issued | st_active),
-                     src_payload.eq(Mux(st_active, st.o.payload if self.selftest is not None
-                                        else 0, sample[:n_in_bits]))]
+                     src_payload.eq(Mux(st_active, st_sample, sample[:n_in_bits]))]
         # The request FSM never waits on the pipeline's ready (a combinational path through
         # every folded layer's counter): the sample is offered until taken.
         with m.If(issued & src_ready):
@@ -224,30 +223,23 @@ class DeviceCore(wiring.Component):
         # logic), and the request state machine sees ``res_valid`` and the self-test's end
         # delayed as much: on the ECP5-85F these regions lie far apart (one route across
         # took 7 ns).
-        def crossed(value, name):
+        def crossed(value, name, *, data=True):
             for k in range(self.crossing):
-                reg = Signal.like(value, name=f"{name}_x{k}", reset_less=True)
+                reg = Signal.like(value, name=f"{name}_x{k}", reset_less=data)
                 m.d.sync += reg.eq(value)
                 value = reg
             return value
 
-        def delayed(flag, name):
-            for k in range(self.crossing):
-                reg = Signal(name=f"{name}_x{k}")
-                m.d.sync += reg.eq(flag)
-                flag = reg
-            return flag
-
         result_payload = crossed(Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits), "res")
-        res_ready = delayed(res_valid, "res_valid")
+        res_ready = crossed(res_valid, "res_valid", data=False)
         selftest_payload = (crossed(Cat(st.correct, st.total, st.cycles), "st")
                             if self.selftest is not None else Const(0, 1))
         st_done = None
         if self.selftest is not None:                  # the rise of ``done``: this run's end
             done_was = Signal()
             m.d.sync += done_was.eq(st.done)
-            st_done = delayed(st.done & ~done_was, "st_done")
-            m.d.comb += st.start.eq(delayed(st_request, "st_start"))
+            st_done = crossed(st.done & ~done_was, "st_done", data=False)
+            m.d.comb += st.start.eq(crossed(st_request, "st_start", data=False))
         h_len = Signal(16)
         m.d.comb += [frame_tx.header.payload.type.eq(out_type),
                      frame_tx.header.payload.length.eq(out_len)]

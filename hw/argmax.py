@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .arith import Cost
+from .arith import Cost, data_register
 from .stage import StageControl
 
 __all__ = ["Argmax", "result_layout"]
@@ -69,10 +69,10 @@ class Argmax(wiring.Component):
             nodes = paired
             depth += 1
             if self.register_every and depth % self.register_every == 0 and len(nodes) > 1:
-                nodes = [(self._register(m, control.en, v, f"max{done}_{k}"),
-                          self._register(m, control.en, i, f"idx{done}_{k}"))
+                nodes = [(data_register(m, control.en, v, f"max{done}_{k}", self.cost),
+                          data_register(m, control.en, i, f"idx{done}_{k}", self.cost))
                          for k, (v, i) in enumerate(nodes)]
-                logits = self._register(m, control.en, logits, f"logits{done}")
+                logits = data_register(m, control.en, logits, f"logits{done}", self.cost)
                 done += 1
         out = Signal.like(self.o.payload, reset_less=True)
         m.d.comb += self.o.payload.eq(out)
@@ -80,12 +80,3 @@ class Argmax(wiring.Component):
             m.d.sync += [out.cls.eq(nodes[0][1]), out.logits.eq(logits)]
         self.cost.ff += len(self.o.payload.as_value())
         return m
-
-    def _register(self, m, en, value, name):
-        if isinstance(value, Const):            # a class index passing a level: see hw.arith
-            return value
-        reg = Signal.like(value, name=name, reset_less=True)      # data: see hw.arith
-        with m.If(en):
-            m.d.sync += reg.eq(value)
-        self.cost.ff += len(reg)
-        return reg

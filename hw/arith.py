@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Const, Signal, unsigned
 
-__all__ = ["csd_digits", "csd_count", "Cost", "AdderTree"]
+__all__ = ["csd_digits", "csd_count", "Cost", "AdderTree", "data_register"]
 
 
 def csd_digits(w):
@@ -131,16 +131,23 @@ class AdderTree:
         return value
 
     def _register(self, value, name):
-        # A constant (a bias passing a level unpaired) stays a constant: registered, it
-        # would be a flip-flop that yosys cannot remove (its initial value differs) and
-        # merges with every other register of that constant across the device.
-        if isinstance(value, Const):
-            return value
-        # Data registers have no reset: only the valid bits do (hw.stage), so the reset net
-        # reaches a few hundred flip-flops instead of every register of the design (on the
-        # ECP5 that net had become an 11.9 ns route).
-        reg = Signal.like(value, name=name, reset_less=True)
-        with self._m.If(self._en):
-            self._m.d.sync += reg.eq(value)
-        self.cost.ff += len(reg)
-        return reg
+        return data_register(self._m, self._en, value, name, self.cost)
+
+
+def data_register(m, en, value, name, cost):
+    """``value`` registered in ``m``'s sync domain while ``en``; counted in ``cost``.
+
+    A data register has no reset: only the valid bits do (hw.stage), so the reset net reaches
+    a few hundred flip-flops instead of every register of the design (on the ECP5 that net
+    had become an 11.9 ns route). A constant (a bias or a class index passing a level
+    unpaired) stays a constant: registered, it would be a flip-flop that yosys cannot remove
+    (its initial value differs) and merges with every other register of that constant across
+    the device.
+    """
+    if isinstance(value, Const):
+        return value
+    reg = Signal.like(value, name=name, reset_less=True)
+    with m.If(en):
+        m.d.sync += reg.eq(value)
+    cost.ff += len(reg)
+    return reg

@@ -106,7 +106,7 @@ class DenseLayer(wiring.Component):
         n_out = self.layer.n_out
         src = [a] * n_out                       # the inputs each neuron reads
         size = -(-n_out // self.copies)
-        for b in range(self.copies if self.copies > 1 else 0):
+        for b in range(self.copies) if self.copies > 1 else ():
             rows = range(b * size, min(n_out, (b + 1) * size))
             copy = {}
             for i in sorted({i for j in rows for i, _, _ in self._terms[j]}):

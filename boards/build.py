@@ -20,6 +20,7 @@ from pathlib import Path
 from ..sw.errors import ClockpropError
 from ..sw.fileio import write_atomic
 from .registry import get_board
+from .timing import register_names, slow_registers
 
 __all__ = ["TOOLS", "TRAIN_CLOCK_HZ", "check_toolchain", "selftest_split", "build",
            "build_train", "program",
@@ -60,7 +61,12 @@ SYNTH_OVERRIDES = {
 
 # router2 for ECP5: router1 had not routed a 74k-cell ECP5 design after 70 minutes on two
 # cores. On iCE40 router1 is kept: the UP5K timing figures were measured with it.
-NEXTPNR_OPTS = {"ice40": [], "ecp5": ["--router", "router2"]}
+# The ECP5's analytic placer weighs timing 4x more than its default (timing weight 40, not 10;
+# criticality exponent 4, not 2): on the default digits model at register_every=1 that took
+# the same netlist and seed from 82.2 to 125.7 MHz (a few long paths had been left across the
+# device for a shorter total wirelength).
+NEXTPNR_OPTS = {"ice40": [], "ecp5": ["--router", "router2", "--placer-heap-timingweight", "40",
+                                      "--placer-heap-critexp", "4"]}
 
 
 def _log(msg):
@@ -235,6 +241,7 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
         "elaborate_seconds": run["elaborate_seconds"],
         "toolchain_seconds": run["toolchain_seconds"],
         "bitstream": run["bitstream"],
+        "slow_registers": run["slow_registers"],
     }
     write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
     write_atomic(out_dir / "report.md", format_report(report))
@@ -306,6 +313,7 @@ def build_train(trainer, board_name, *, stored=None, fold=1, freq=None, baud=115
         "clocks_per_sample": interval,
         "training_samples_per_s": fmax * 1e6 / interval if fmax else None,
         "build_seconds": run["build_seconds"], "bitstream": run["bitstream"],
+        "slow_registers": run["slow_registers"],
     }
     write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
     write_atomic(out_dir / "report.md", format_train_report(report))
@@ -339,7 +347,7 @@ def format_train_report(r):
         f"- build time: {r['build_seconds']} s",
         f"- bitstream: {r['bitstream']}", "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + format_slow_registers(r.get("slow_registers")))
 
 
 def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
@@ -355,8 +363,8 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     out_dir = Path(out_dir)
     platform = board.make_platform()
     start = time.perf_counter()
-    opts = ["--timing-allow-fail", "--report", "top.report.json", "--seed", str(seed),
-            "--freq", f"{freq / 1e6:g}", *NEXTPNR_OPTS[board.family]]
+    opts = ["--timing-allow-fail", "--report", "top.report.json", "--detailed-timing-report",
+            "--seed", str(seed), "--freq", f"{freq / 1e6:g}", *NEXTPNR_OPTS[board.family]]
     plan = platform.prepare(top, name="top", nextpnr_opts=opts, **SYNTH_OVERRIDES[board.family])
     elaborate_s = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -390,13 +398,18 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     rpt = (out_dir / "top.rpt").read_text(errors="replace")
     tim = (out_dir / "top.tim").read_text(errors="replace")
     rep_path = out_dir / "top.report.json"
-    util, fmax = parse_nextpnr(rep_path.read_text() if rep_path.exists() else "", tim)
+    rep_text = rep_path.read_text() if rep_path.exists() else ""
+    util, fmax = parse_nextpnr(rep_text, tim)
     cells = parse_yosys_stat(rpt)
     clock = next((v for k, v in fmax.items() if "sync" in k or "pll" in k.lower()),
                  next(iter(fmax.values()), {}))
+    slow = []
+    if rep_text and clock.get("constraint_mhz") and (out_dir / "top.json").exists():
+        registers = register_names(json.loads((out_dir / "top.json").read_text()))
+        slow = slow_registers(json.loads(rep_text), registers, 1e3 / clock["constraint_mhz"])
     return {
         "resources": _resources(board.family, util, cells), "yosys_cells": cells,
-        "fmax_mhz": clock.get("achieved_mhz"),
+        "fmax_mhz": clock.get("achieved_mhz"), "slow_registers": slow,
         "bitstream": str(out_dir / ("top.bin" if board.family == "ice40" else "top.bit")),
         "build_seconds": round(elaborate_s + tool_s, 1),
         "elaborate_seconds": round(elaborate_s, 1), "toolchain_seconds": round(tool_s, 1),
@@ -442,7 +455,21 @@ def format_report(r):
         f"- build time: {r['build_seconds']} s (toolchain {r['toolchain_seconds']} s)",
         f"- bitstream: {r['bitstream']}", "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + format_slow_registers(r.get("slow_registers")))
+
+
+def format_slow_registers(rows):
+    """Markdown lines for :func:`~clockprop.boards.timing.slow_registers` (none if none)."""
+    if not rows:
+        return []
+    lines = ["## Late registers", "",
+             "Register inputs whose data arrive after the requested clock period (nextpnr's "
+             "arrival times, setup not included), grouped by name, the latest first:", "",
+             "| register | input | from | registers | latest arrival ns |",
+             "|---|---|---|---|---|"]
+    lines += [f"| `{r['register']}` | {r['port']} | `{r['driver']}` | {r['endpoints']} | "
+              f"{r['worst_ns']:.2f} |" for r in rows]
+    return lines + [""]
 
 
 def program(board_name, bitstream):

@@ -65,9 +65,11 @@ class DeviceCore(wiring.Component):
     crossing : int
         Plain registers on the answer's data path from the pipeline's output and the
         self-test's counters to the answer register, with the request state machine's view of
-        ``res_valid`` and of the self-test's end delayed as much (:data:`CROSSING`: 2 on the
-        ECP5, where those regions of a big model lie far apart; 0 on the iCE40, whose logic
-        cells they would fill).
+        ``res_valid`` and of the self-test's end delayed as much; and, when the pipeline is
+        unfolded (always ready), on both samples' paths into it, the host's and the
+        self-test's, with their valid flags (:data:`CROSSING`: 2 on the ECP5, where those
+        regions of a big model lie far apart; 0 on the iCE40, whose logic cells they would
+        fill).
     max_payload : int
         Longest ``PING`` payload echoed (and the receive buffer depth, at least a sample).
 
@@ -77,7 +79,8 @@ class DeviceCore(wiring.Component):
 
     The pipeline runs between an input register (left out when the first layer is folded:
     it holds its input itself) and an output register, so a sample's latency is
-    ``self.latency = pipeline.latency + 2`` clocks (``+ 1`` without the input register);
+    ``self.latency = pipeline.latency + 2`` clocks (``+ 1`` without the input register,
+    ``+ crossing + 1`` when an unfolded pipeline's samples cross to it);
     the self-test streams one sample every ``self.interval`` clocks (1 unless folded).
     last_class : ``Out(8)``                            -- class of the last ``RESULT``
     activity : ``Out(1)``                              -- high while a request is handled
@@ -96,8 +99,14 @@ class DeviceCore(wiring.Component):
         self.pipeline = Pipeline(model, register_every=register_every, fold=fold)
         # A folded first layer holds its input in a register of its own already.
         self.input_register = not isinstance(self.pipeline.layers[0], FoldedDenseLayer)
-        self.latency = self.pipeline.latency + 1 + self.input_register
         self.interval = self.pipeline.interval
+        # An unfolded pipeline is always ready (its output is always taken), so samples can
+        # reach it through plain delay registers (``crossing``) as well as leave it.
+        self.cross_in = self.crossing if self.interval == 1 else 0
+        # ... and then the source multiplexer is registered once more before the input
+        # register, which fans out across the device to the first layer's copies.
+        self.latency = (self.pipeline.latency + 1 + self.input_register +
+                        (self.cross_in + 1 if self.cross_in else 0))
         self.sample_bytes = sample_bytes(model)
         self.result_bytes = result_bytes(model)
         self.max_payload = max(max_payload, self.sample_bytes)
@@ -122,18 +131,34 @@ class DeviceCore(wiring.Component):
         wiring.connect(m, frame_tx.o, uart_tx.i)
 
         n_in_bits = self.model.n_inputs * self.model.fmt.act_bits
-        sample = Signal(8 * self.sample_bytes)
+        # Data registers have no reset (hw.arith.data_register): the flags that say what they
+        # hold do. On the ECP5 the reset net had reached the answer and sample registers
+        # across the device (9.9 ns).
+        sample = Signal(8 * self.sample_bytes, reset_less=True)
+        # A received byte is written into ``sample`` at its place, a clock after the frame
+        # receiver offers it, under a one-hot pointer: each byte's enable is one LUT, not one
+        # net from the state machines to every bit of the sample (on the ECP5 that enable had
+        # become an 8.7 ns path).
+        rx_take = Signal(reset_less=True)
+        rx_byte = Signal(8, reset_less=True)
+        rx_at = Signal(self.sample_bytes, reset_less=True)
+        m.d.sync += rx_take.eq(0)
+        with m.If(rx_take):
+            m.d.sync += rx_at.eq(rx_at.rotate_left(1))
+        for k in range(self.sample_bytes):
+            with m.If(rx_take & rx_at[k]):
+                m.d.sync += sample.word_select(k, 8).eq(rx_byte)
         out_bytes = max(self.result_bytes, SelfTestResult.SIZE)
         # The answer's payload, sent LSB byte first: byte ``out_index`` is read out rather than
         # shifted down, so that only ANSWER enables this wide register (on the ECP5 a
         # shift enable from the transmit logic had to reach it across the device).
-        out = Signal(8 * out_bytes)
-        out_index = Signal(range(out_bytes))
-        out_type = Signal(8)
-        out_len = Signal(16)
-        out_empty = Signal()                   # out_len == 0
-        left = Signal(16)                      # bytes still to move, minus one
-        last = Signal()                        # left == 0, registered with it
+        out = Signal(8 * out_bytes, reset_less=True)
+        out_index = Signal(range(out_bytes), reset_less=True)
+        out_type = Signal(8, reset_less=True)
+        out_len = Signal(16, reset_less=True)
+        out_empty = Signal(reset_less=True)    # out_len == 0
+        left = Signal(16, reset_less=True)     # bytes still to move, minus one
+        last = Signal(reset_less=True)         # left == 0, registered with it
 
         def count_from(length):
             m.d.sync += [left.eq(length - 1), last.eq(length == 1)]
@@ -141,7 +166,7 @@ class DeviceCore(wiring.Component):
         def count_down():
             m.d.sync += [left.eq(left - 1), last.eq(left == 1)]
 
-        pending = Signal(8)                    # error code to report when idle
+        pending = Signal(8, reset_less=True)   # error code to report when idle
         has_pending = Signal()                 # pending != 0
 
         # A frame cut short (timeout) was corrupted on the way too: ask for it again. The
@@ -153,6 +178,18 @@ class DeviceCore(wiring.Component):
             m.d.sync += [pending.eq(ErrorCode.CRC), has_pending.eq(1)]
         with m.If(bad_length):
             m.d.sync += [pending.eq(ErrorCode.LENGTH), has_pending.eq(1)]
+
+        # Data cross between the link's logic (by the UART pins) and the pipeline through
+        # ``crossing`` plain registers (no enable, no reset, no logic), with the flags that go
+        # with them delayed as much: on the ECP5-85F these regions lie far apart (one route
+        # across took 7 ns). Both ways: the host's sample and its valid flag into the
+        # pipeline, and the result, ``res_valid``, the self-test's counters and its end out.
+        def crossed(value, name, *, data=True, stages=self.crossing):
+            for k in range(stages):
+                reg = Signal.like(value, name=f"{name}_x{k}", reset_less=data)
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
 
         # The pipeline serves either the host's samples or the self-test, between an input
         # register (so that neither the request FSM nor the sample memory sits on the path
@@ -191,11 +228,24 @@ class DeviceCore(wiring.Component):
             m.d.comb += [st.o.ready.eq(src_ready), st.i.payload.eq(res),
                          st.i.valid.eq(res_valid)]       # counted only while it runs
             st_active, st_sample = st.o.valid, st.o.payload
-        m.d.comb += [src_valid.eq(issued | st_active),
-                     src_payload.eq(Mux(st_active, st_sample, sample[:n_in_bits]))]
         # The request FSM never waits on the pipeline's ready (a combinational path through
         # every folded layer's counter): the sample is offered until taken.
-        with m.If(issued & src_ready):
+        host_valid, host_sample = issued, sample[:n_in_bits]
+        if self.cross_in:
+            # Both sources cross to the input register: the host's sample (from the link's
+            # logic) and the self-test's (from block RAM, whose 5.6 ns clock-to-out on the
+            # ECP5 left little of a clock for the multiplexer and the route).
+            host_valid = crossed(issued, "issued", data=False, stages=self.cross_in)
+            host_sample = crossed(host_sample, "sample", stages=self.cross_in)
+            if self.selftest is not None:
+                st_active = crossed(st.o.valid, "st_valid", data=False, stages=self.cross_in)
+                st_sample = crossed(st.o.payload, "st_sample", stages=self.cross_in)
+        picked_valid, picked = host_valid | st_active, Mux(st_active, st_sample, host_sample)
+        if self.cross_in:
+            picked_valid = crossed(picked_valid, "src_valid", data=False, stages=1)
+            picked = crossed(picked, "src_payload", stages=1)
+        m.d.comb += [src_valid.eq(picked_valid), src_payload.eq(picked)]
+        with m.If(issued & (src_ready | bool(self.cross_in))):
             m.d.sync += issued.eq(0)
 
         # Every answer is loaded in one state, ANSWER, and the state before it says which: the
@@ -205,7 +255,7 @@ class DeviceCore(wiring.Component):
         ans_pong, ans_result, ans_selftest = (
             Signal(name=f"ans_{n}") for n in ("pong", "result", "selftest"))
         ans_error = ~(ans_pong | ans_result | ans_selftest)
-        error_code = Signal(8)
+        error_code = Signal(8, reset_less=True)
 
         def answer(code=None):
             if code is not None:
@@ -218,18 +268,6 @@ class DeviceCore(wiring.Component):
                 value = value | Mux(sel, term, 0)
             return value
 
-        # The answer's data cross from the pipeline's output and the self-test's counters to
-        # the answer register through ``crossing`` plain registers (no enable, no reset, no
-        # logic), and the request state machine sees ``res_valid`` and the self-test's end
-        # delayed as much: on the ECP5-85F these regions lie far apart (one route across
-        # took 7 ns).
-        def crossed(value, name, *, data=True):
-            for k in range(self.crossing):
-                reg = Signal.like(value, name=f"{name}_x{k}", reset_less=data)
-                m.d.sync += reg.eq(value)
-                value = reg
-            return value
-
         result_payload = crossed(Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits), "res")
         res_ready = crossed(res_valid, "res_valid", data=False)
         selftest_payload = (crossed(Cat(st.correct, st.total, st.cycles), "st")
@@ -240,7 +278,7 @@ class DeviceCore(wiring.Component):
             m.d.sync += done_was.eq(st.done)
             st_done = crossed(st.done & ~done_was, "st_done", data=False)
             m.d.comb += st.start.eq(crossed(st_request, "st_start", data=False))
-        h_len = Signal(16)
+        h_len = Signal(16, reset_less=True)
         m.d.comb += [frame_tx.header.payload.type.eq(out_type),
                      frame_tx.header.payload.length.eq(out_len)]
 
@@ -248,7 +286,12 @@ class DeviceCore(wiring.Component):
         # refilled once empty: half its rate (far above the line's), and no path from its
         # state machine through this one.
         tx_valid = Signal()
-        tx_byte = Signal(8)
+        tx_byte = Signal(8, reset_less=True)
+        # Byte ``out_index`` of the answer, read out a clock ahead: the wide multiplexer is not
+        # on the path into ``tx_byte`` with the state machine's enable. The index moves only
+        # when a byte is sent, and the next is sent at least two clocks later.
+        out_byte = Signal(8, reset_less=True)
+        m.d.sync += out_byte.eq(out.word_select(out_index, 8))
         m.d.comb += [frame_tx.i.valid.eq(tx_valid), frame_tx.i.payload.eq(tx_byte)]
         with m.If(frame_tx.i.ready):
             m.d.sync += tx_valid.eq(0)
@@ -282,6 +325,7 @@ class DeviceCore(wiring.Component):
             # path from its state machine through this one.
             with m.State("DECODE"):
                 with m.If(req_sample):
+                    m.d.sync += rx_at.eq(1)
                     m.next = "LOAD"
                 with m.Elif(req_ping):
                     answer()
@@ -298,7 +342,7 @@ class DeviceCore(wiring.Component):
             with m.State("LOAD"):
                 m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
                 with m.If(frame_rx.o.valid):
-                    m.d.sync += sample.eq(Cat(sample[8:], frame_rx.o.payload))
+                    m.d.sync += [rx_take.eq(1), rx_byte.eq(frame_rx.o.payload)]
                     count_down()
                     with m.If(last):
                         m.next = "ISSUE"
@@ -360,7 +404,7 @@ class DeviceCore(wiring.Component):
 
             with m.State("SEND"):
                 with m.If(~tx_valid):
-                    m.d.sync += [tx_byte.eq(out.word_select(out_index, 8)), tx_valid.eq(1),
+                    m.d.sync += [tx_byte.eq(out_byte), tx_valid.eq(1),
                                  out_index.eq(out_index + 1)]
                     count_down()
                     with m.If(last):

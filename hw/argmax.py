@@ -28,15 +28,19 @@ class Argmax(wiring.Component):
     o : ``Out(stream.Signature(result_layout(logit_shape, n)))``
 
     Latency ``self.latency`` clocks: 1, plus a register level after every ``register_every``
-    comparator levels when that is set; throughput one sample per clock.
+    comparator levels when that is set; with ``split`` each level's comparison is also
+    registered before its multiplexers (one clock more per level: on the ECP5 the
+    comparison's carry chain and the multiplexers it drives did not fit in one clock
+    together). Throughput one sample per clock.
     """
 
-    def __init__(self, logit_shape, n_classes, *, register_every=0):
+    def __init__(self, logit_shape, n_classes, *, register_every=0, split=False):
         self.n_classes = n_classes
         self.register_every = register_every
         depth = max(n_classes - 1, 0).bit_length()         # ceil(log2(n_classes))
         self.levels = (depth - 1) // register_every if register_every and depth else 0
-        self.latency = 1 + self.levels
+        self.split = split
+        self.latency = 1 + self.levels + self.split * depth
         self.cost = Cost()
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(logit_shape, n_classes))),
@@ -55,6 +59,10 @@ class Argmax(wiring.Component):
         # The left node always holds lower indices, so a strict ">" keeps the first maximum.
         nodes = [(view[k], Const(k, unsigned(width))) for k in range(self.n_classes)]
         depth = done = 0
+
+        def register(value, name):
+            return data_register(m, control.en, value, name, self.cost)
+
         while len(nodes) > 1:
             paired = []
             for k in range(0, len(nodes) - 1, 2):
@@ -62,17 +70,25 @@ class Argmax(wiring.Component):
                 # vb > va as the top bit of va - vb (one bit wider than both): a carry
                 # chain, where the comparison became LUTs several levels deep on iCE40.
                 take_b = (va - vb)[-1]
+                if self.split:
+                    name = f"cmp{depth}_{k // 2}"
+                    take_b, va, vb, ia, ib = (register(v, f"{name}_{n}") for v, n in zip(
+                        (take_b, va, vb, ia, ib), ("take_b", "va", "vb", "ia", "ib")))
                 paired.append((Mux(take_b, vb, va), Mux(take_b, ib, ia)))
                 self.cost.lut += 2 * len(va) + width        # comparator, value and index muxes
             if len(nodes) % 2:
-                paired.append(nodes[-1])
+                v, i = nodes[-1]
+                if self.split:
+                    v, i = register(v, f"cmp{depth}_pass_v"), register(i, f"cmp{depth}_pass_i")
+                paired.append((v, i))
+            if self.split:
+                logits = register(logits, f"logits_c{depth}")
             nodes = paired
             depth += 1
             if self.register_every and depth % self.register_every == 0 and len(nodes) > 1:
-                nodes = [(data_register(m, control.en, v, f"max{done}_{k}", self.cost),
-                          data_register(m, control.en, i, f"idx{done}_{k}", self.cost))
+                nodes = [(register(v, f"max{done}_{k}"), register(i, f"idx{done}_{k}"))
                          for k, (v, i) in enumerate(nodes)]
-                logits = data_register(m, control.en, logits, f"logits{done}", self.cost)
+                logits = register(logits, f"logits{done}")
                 done += 1
         out = Signal.like(self.o.payload, reset_less=True)
         m.d.comb += self.o.payload.eq(out)

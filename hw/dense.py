@@ -4,12 +4,13 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import AdderTree, Cost, csd_digits
+from .arith import AdderTree, Cost, csd_digits, data_register
 from .stage import StageControl
 
-__all__ = ["DenseLayer", "activation", "COPY_BLOCK"]
+__all__ = ["DenseLayer", "activation", "COPY_BLOCK", "COPY_FANOUT"]
 
 COPY_BLOCK = 32
+COPY_FANOUT = 4
 
 
 def activation(m, acc, frac, fmt, cost, name):
@@ -84,9 +85,11 @@ class DenseLayer(wiring.Component):
                                for t, b in zip(self._terms, layer.bias))
         n_out = layer.n_out
         self.copies = -(-n_out // COPY_BLOCK) if register_every and n_out > COPY_BLOCK else 1
+        self.copy_groups = -(-self.copies // COPY_FANOUT) if self.copies > COPY_FANOUT else 1
         # pipelined, a hidden layer also registers each sum before its activation
         self.acc_register = bool(register_every) and activate
-        self.latency = 1 + self.tree_levels + (self.copies > 1) + self.acc_register
+        self.latency = (1 + self.tree_levels + (self.copies > 1) + (self.copy_groups > 1) +
+                        self.acc_register)
         self.interval = 1
         self.cost = Cost()
         out_shape = unsigned(fmt.act_bits) if activate else signed(self.acc_width)
@@ -106,16 +109,26 @@ class DenseLayer(wiring.Component):
         n_out = self.layer.n_out
         src = [a] * n_out                       # the inputs each neuron reads
         size = -(-n_out // self.copies)
-        for b in range(self.copies) if self.copies > 1 else ():
-            rows = range(b * size, min(n_out, (b + 1) * size))
+        blocks = [range(b * size, min(n_out, (b + 1) * size)) for b in range(self.copies)]
+
+        def copy_of(inputs, used, name):
             copy = {}
-            for i in sorted({i for j in rows for i, _, _ in self._terms[j]}):
-                copy[i] = Signal(unsigned(self.fmt.act_bits), name=f"copy{b}_{i}",
-                                 reset_less=True)
-                with m.If(control.en):
-                    m.d.sync += copy[i].eq(a[i])
-                self.cost.ff += self.fmt.act_bits
-            for j in rows:
+            for i in sorted(used):
+                copy[i] = data_register(m, control.en, inputs[i], f"{name}_{i}", self.cost)
+            return copy
+
+        def used_by(rows):
+            return {i for j in rows for i, _, _ in self._terms[j]}
+
+        group_src = [a] * self.copies           # what each block's copy reads
+        for g in range(self.copy_groups) if self.copy_groups > 1 else ():
+            members = range(g * COPY_FANOUT, min(self.copies, (g + 1) * COPY_FANOUT))
+            copy = copy_of(a, set().union(*(used_by(blocks[b]) for b in members)), f"copyg{g}")
+            for b in members:
+                group_src[b] = copy
+        for b in range(self.copies) if self.copies > 1 else ():
+            copy = copy_of(group_src[b], used_by(blocks[b]), f"copy{b}")
+            for j in blocks[b]:
                 src[j] = copy
         out = Signal.like(self.o.payload, reset_less=True)      # data: no reset (hw.arith)
         m.d.comb += self.o.payload.eq(out)

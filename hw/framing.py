@@ -236,6 +236,9 @@ class FrameRx(wiring.Component):
                     m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
                     m.next = "CRC_CHECK"
             with m.State("CRC_CHECK"):
+                # The read address is ``index`` itself (no multiplexer before the buffer's
+                # address: on the ECP5 that was the critical path): HEADER reads byte 0.
+                m.d.sync += index.eq(0)
                 with m.If(crc_ok):
                     m.next = "HEADER"
                 with m.Else():
@@ -243,7 +246,7 @@ class FrameRx(wiring.Component):
                     m.next = "HUNT"
             with m.State("HEADER"):
                 # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
-                m.d.comb += [self.header.valid.eq(1), rd.addr.eq(0), rd.en.eq(1)]
+                m.d.comb += [self.header.valid.eq(1), rd.en.eq(1)]
                 with m.If(self.header.ready):
                     m.d.sync += [index.eq(1), rest.eq(hdr.length - 2)]
                     with m.If(empty):

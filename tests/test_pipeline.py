@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clockprop.hw.arith import csd_count, csd_digits
-from clockprop.hw.dense import COPY_BLOCK
+from clockprop.hw.dense import COPY_BLOCK, COPY_FANOUT
 from clockprop.hw.pipeline import Pipeline
 from clockprop.sim.pysim import simulate
 from clockprop.sw.qformat import QFormat
@@ -79,20 +79,25 @@ def test_one_sample_per_clock_and_latency():
         assert result.cycles == len(x) + dut.latency   # N samples, one per clock
 
 
-def test_wide_layer_reads_per_block_copies_of_its_inputs():
-    assert COPY_BLOCK == 32
-    # 70 hidden neurons > COPY_BLOCK: pipelined, the layer registers three copies of its
-    # inputs (blocks of 24, 24, 22 neurons) and each sum before its activation.
+@pytest.mark.parametrize("n_hidden, copies, groups", [(70, 3, 1), (170, 6, 2)])
+def test_wide_layer_reads_per_block_copies_of_its_inputs(n_hidden, copies, groups):
+    assert (COPY_BLOCK, COPY_FANOUT) == (32, 4)
+    # More than COPY_BLOCK neurons: pipelined, the layer registers a copy of its inputs per
+    # block (70: blocks of 24, 24, 22) and each sum before its activation. More than
+    # COPY_FANOUT blocks (170: six) read those copies from group copies (of four and two
+    # blocks): one clock more.
     rng = np.random.default_rng(5)
-    model = random_model(rng, [9, 70, 4], QFormat(act_bits=3, weight_bits=5, bias_bits=16),
-                         frac=3)
+    model = random_model(rng, [9, n_hidden, 4],
+                         QFormat(act_bits=3, weight_bits=5, bias_bits=16), frac=3)
     x = _edge_inputs(rng, model, 40)
     for register_every in (0, 1, 2):
         dut = Pipeline(model, register_every=register_every)
         Fragment.get(dut, None)
         hidden, out = dut.layers
-        assert (hidden.copies, out.copies) == ((3, 1) if register_every else (1, 1))
-        assert hidden.latency == 1 + hidden.tree_levels + 2 * bool(register_every)
+        pipelined = bool(register_every)
+        assert (hidden.copies, hidden.copy_groups, out.copies) == (
+            (copies, groups, 1) if pipelined else (1, 1, 1))
+        assert hidden.latency == 1 + hidden.tree_levels + pipelined * (2 + (groups > 1))
         assert out.latency == 1 + out.tree_levels
         result = simulate(model, x, register_every=register_every)
         np.testing.assert_array_equal(result.logits, model.forward(x))
@@ -168,11 +173,13 @@ def test_fold_must_divide_the_fan_in():
         check_fold(model, [2])
 
 
-@pytest.mark.parametrize("argmax_every, latency", [(0, 1), (1, 4), (2, 2), (3, 2)])
-def test_argmax_pipelining(argmax_every, latency):
+@pytest.mark.parametrize("argmax_every, split, latency",
+                         [(0, False, 1), (1, False, 4), (2, False, 2), (3, False, 2),
+                          (1, True, 8), (2, True, 6)])
+def test_argmax_pipelining(argmax_every, split, latency):
     from amaranth.hdl import signed
     from clockprop.hw.argmax import Argmax
-    argmax = Argmax(signed(8), 10, register_every=argmax_every)
+    argmax = Argmax(signed(8), 10, register_every=argmax_every, split=split)
     Fragment.get(argmax, None)
     assert argmax.latency == latency
     model = random_model(np.random.default_rng(6), [5, 10])
@@ -182,15 +189,17 @@ def test_argmax_pipelining(argmax_every, latency):
     assert result.latency == 1 + 4
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("shape", ["signed", "unsigned"])
-def test_argmax_extremes(shape):
+def test_argmax_extremes(shape, split):
     """The comparator (the top bit of a difference) at the range's ends and on ties: the
     first maximum, as ``np.argmax``."""
     from amaranth.hdl import signed, unsigned
     from amaranth.sim import Simulator
     from clockprop.hw.argmax import Argmax
     lo, hi = (-128, 127) if shape == "signed" else (0, 255)
-    argmax = Argmax(signed(8) if shape == "signed" else unsigned(8), 5, register_every=1)
+    argmax = Argmax(signed(8) if shape == "signed" else unsigned(8), 5, register_every=1,
+                    split=split)
     rng = np.random.default_rng(3)
     rows = [[lo] * 5, [hi] * 5, [lo, hi, lo, hi, lo], [hi, lo, lo, lo, hi], [lo, lo, lo, lo, hi],
             [hi - 1, hi, lo + 1, lo, hi]] + rng.integers(lo, hi + 1, (40, 5)).tolist() + \

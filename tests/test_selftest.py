@@ -157,12 +157,15 @@ def test_digits_selftest_in_simulation_matches_the_golden_count(tmp_path_factory
     assert st.total == len(a)
 
 
-def test_folded_top_through_the_host_api(small):
+@pytest.mark.parametrize("crossing", [0, 2])
+def test_folded_top_through_the_host_api(small, crossing):
     """A folded pipeline behind the board top: the input register waits for the folded
-    layer, and answers and the self-test count stay exact."""
+    layer (the host's sample does not cross registers then: it waits for ``i.ready``), and
+    answers and the self-test count stay exact."""
     model, a, y = small
     fold = [3, 5]
-    with Link(simulated_board(model, fold=fold, selftest=(a, y)), timeout=600) as link:
+    with Link(simulated_board(model, fold=fold, selftest=(a, y), crossing=crossing),
+              timeout=600) as link:
         client = BoardClient(link, model)
         np.testing.assert_array_equal(client.classify(a[:3]).logits, model.forward(a[:3]))
         st = client.selftest()

@@ -1,0 +1,60 @@
+"""Which registers a routed design fails to reach in time, by name.
+
+nextpnr prints one critical path. With ``--detailed-timing-report`` its ``--report`` JSON also
+holds, for every net, the arrival time at each sink (from the launching clock edge, the
+driver's clock-to-out and logic included, setup not). :func:`slow_registers` joins those sinks
+with the register names of yosys's netlist and groups them, numbers replaced by ``#``
+(``core.pipeline.layer#.n#_t#_#``), so that a build's report says which part of the design to
+cut next, and how many of its registers are late.
+"""
+
+import re
+from collections import defaultdict
+
+__all__ = ["register_names", "slow_registers"]
+
+
+def register_names(netlist):
+    """``{cell name: name of the net on its Q}`` for the flip-flops of a yosys JSON netlist
+    (the ``top`` module, flattened), a public name preferred to a generated one."""
+    module = netlist["modules"]["top"]
+    bit_name = {}
+    for name, net in module["netnames"].items():
+        hidden = bool(net.get("hide_name", 0))
+        for k, bit in enumerate(net["bits"]):
+            if not isinstance(bit, int):
+                continue
+            if bit not in bit_name or (bit_name[bit][1] and not hidden):
+                bit_name[bit] = (f"{name}[{k}]" if len(net["bits"]) > 1 else name, hidden)
+    return {cell: bit_name[c["connections"]["Q"][0]][0]
+            for cell, c in module["cells"].items()
+            if c.get("connections", {}).get("Q") and
+            isinstance(c["connections"]["Q"][0], int) and c["connections"]["Q"][0] in bit_name}
+
+
+def _pattern(name):
+    return re.sub(r"\d+", "#", name)
+
+
+def slow_registers(report, registers, period_ns, top=12):
+    """Register inputs whose data arrive later than ``period_ns``, grouped by name pattern.
+
+    ``report`` is nextpnr's ``--report`` JSON (with ``--detailed-timing-report``), ``registers``
+    what :func:`register_names` returns. Returns at most ``top`` groups, latest first:
+    ``{"register", "port", "driver", "endpoints", "worst_ns"}`` (``driver`` is the pattern of
+    the net that arrives late). Sinks that are not registers (output pins) are left out.
+    """
+    groups = defaultdict(list)
+    for net in report.get("detailed_net_timings", []):
+        for sink in net.get("endpoints", []):
+            arrival = max(sink["delay"])
+            if arrival <= period_ns or sink["cell"] not in registers:
+                continue
+            driver = registers.get(net["driver"], net["net"])
+            key = (_pattern(registers[sink["cell"]]), sink["port"], _pattern(driver))
+            groups[key].append(arrival)
+    rows = [{"register": reg, "port": port, "driver": drv, "endpoints": len(times),
+             "worst_ns": round(max(times), 2)}
+            for (reg, port, drv), times in groups.items()]
+    rows.sort(key=lambda r: (-r["worst_ns"], r["register"]))
+    return rows[:top]

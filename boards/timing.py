@@ -2,7 +2,9 @@
 
 nextpnr prints one critical path. With ``--detailed-timing-report`` its ``--report`` JSON also
 holds, for every net, the arrival time at each sink (from the launching clock edge, the
-driver's clock-to-out and logic included, setup not). :func:`slow_registers` joins those sinks
+driver's clock-to-out and logic included, setup and the capturing clock's own delay not: on
+the iCE40 a register can be listed a fraction of a nanosecond late that nextpnr's fmax still
+passes). :func:`slow_registers` joins those sinks
 with the register names of yosys's netlist and groups them, numbers replaced by ``#``
 (``core.pipeline.layer#.n#_t#_#``), so that a build's report says which part of the design to
 cut next, and how many of its registers are late.
@@ -16,7 +18,12 @@ __all__ = ["register_names", "slow_registers"]
 
 def register_names(netlist):
     """``{cell name: name of the net on its Q}`` for the flip-flops of a yosys JSON netlist
-    (the ``top`` module, flattened), a public name preferred to a generated one."""
+    (the ``top`` module, flattened), a public name preferred to a generated one.
+
+    nextpnr-ecp5 keeps a flip-flop's cell name. nextpnr-ice40 packs it into a logic cell named
+    ``<flip-flop>_DFFLC``, or ``<LUT>_LC`` when the LUT that alone drives its D comes along:
+    those names map to the register too.
+    """
     module = netlist["modules"]["top"]
     bit_name = {}
     for name, net in module["netnames"].items():
@@ -26,10 +33,26 @@ def register_names(netlist):
                 continue
             if bit not in bit_name or (bit_name[bit][1] and not hidden):
                 bit_name[bit] = (f"{name}[{k}]" if len(net["bits"]) > 1 else name, hidden)
-    return {cell: bit_name[c["connections"]["Q"][0]][0]
-            for cell, c in module["cells"].items()
-            if c.get("connections", {}).get("Q") and
-            isinstance(c["connections"]["Q"][0], int) and c["connections"]["Q"][0] in bit_name}
+    driver, readers = {}, defaultdict(int)
+    for cell, c in module["cells"].items():
+        directions = c.get("port_directions", {})
+        for port, bits in c.get("connections", {}).items():
+            for bit in bits:
+                if directions.get(port) == "output":
+                    driver[bit] = cell
+                else:
+                    readers[bit] += 1
+    names = {}
+    for cell, c in module["cells"].items():
+        q = c.get("connections", {}).get("Q")
+        if not q or q[0] not in bit_name:
+            continue
+        name = bit_name[q[0]][0]
+        names[cell] = names[f"{cell}_DFFLC"] = name
+        d = c["connections"].get("D")
+        if d and d[0] in driver and readers[d[0]] == 1:
+            names[f"{driver[d[0]]}_LC"] = name
+    return names
 
 
 def _pattern(name):

@@ -127,9 +127,15 @@ def test_late_registers_are_grouped_by_name():
                      "core.b": {"bits": [4]}, "$lut$y": {"bits": [9], "hide_name": 1}},
         "cells": {"ff0": {"connections": {"Q": [2], "D": [9]}},
                   "ff1": {"connections": {"Q": [3], "D": [4]}},
-                  "ff2": {"connections": {"Q": [4]}}, "lut": {"connections": {"Z": [9]}}}}}}
+                  "ff2": {"connections": {"Q": [4]}},
+                  "lut": {"connections": {"O": [9], "I0": [3]},
+                          "port_directions": {"O": "output", "I0": "input"}}}}}}
     registers = register_names(netlist)
-    assert registers == {"ff0": "core.a[0]", "ff1": "core.a[1]", "ff2": "core.b"}
+    # ECP5 cells keep their names; an iCE40 logic cell is named after its flip-flop, or
+    # after the LUT that alone drives the flip-flop's D (``lut`` drives only ff0).
+    assert registers == {"ff0": "core.a[0]", "ff1": "core.a[1]", "ff2": "core.b",
+                         "ff0_DFFLC": "core.a[0]", "ff1_DFFLC": "core.a[1]",
+                         "ff2_DFFLC": "core.b", "lut_LC": "core.a[0]"}
     report = {"detailed_net_timings": [
         {"net": "n9", "driver": "lut", "port": "F", "endpoints": [
             {"cell": "ff0", "port": "DI", "delay": [7.0, 7.5]},

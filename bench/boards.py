@@ -1,7 +1,7 @@
 """Benchmark of issue 3: bitstreams for the targets, classic and pipelined adder trees.
 
     .venv/bin/python bench/boards.py [--only up5k|ecp5] [--modes 0,2] [--pnr-seeds 1,4]
-                                     [--timeout SECONDS]
+                                     [--no-selftest] [--timeout SECONDS]
 
 Builds (with the yowasp toolchain) a digits model small enough for the iCE40UP5K on the
 iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock per layer
@@ -9,9 +9,10 @@ iCEBreaker, and the default digits model on the ULX3S (ECP5-85F), each one clock
 ECP5, the board's default), with each of the
 nextpnr seeds ``--pnr-seeds`` (placement moves fmax by a few percent; default seed 1 and
 the config's ``[hardware] pnr_seed``), and writes reports/bench/boards.json and boards.md with
-LUT/FF/EBR/DSP, fmax, throughput, latency and build time. Results are written after every
-build, so a long ECP5 run can be stopped; rows of earlier runs that this run does not rebuild
-(another board, mode or seed) are kept.
+LUT/FF/EBR/DSP, fmax, throughput, latency and build time. ``--no-selftest`` builds the tops
+without the stored test split (the pipeline behind the host link only). Results are written
+after every build, so a long ECP5 run can be stopped; rows of earlier runs that this run does
+not rebuild (another board, mode, seed or self-test choice) are kept.
 """
 
 import argparse
@@ -66,13 +67,15 @@ def markdown(rows):
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['board']} | register_every={r['register_every']}"
-                         f" | {r.get('pnr_seed', '')} | | | | | | | | | | {r['error']} |")
+                         f"{_no_selftest(r)} | {r.get('pnr_seed', '')} | | | | | | | | | | "
+                         f"{r['error']} |")
             continue
         res = r["resources"]
         acc = r["test_acc_integer"]
         lat = f"{r['latency_cycles']} / {r['latency_ns']:.1f}" if r["latency_ns"] else "-"
         lines.append(
-            f"| {r['model']} | {r['board']} | {r['mode']} (k={r['register_every']}) | "
+            f"| {r['model']} | {r['board']} | {r['mode']} (k={r['register_every']})"
+            f"{_no_selftest(r)} | "
             f"{r.get('pnr_seed', 1)} | {100 * acc:.1f}% | "
             f"{res['lut']['used']}/{res['lut']['available']} | "
             f"{res['ff']['used']} | {res['ebr']['used']}/{res['ebr']['available']} | "
@@ -82,21 +85,26 @@ def markdown(rows):
     groups = {}
     for r in rows:
         if "error" not in r:
-            groups.setdefault((r["model"], r["board"], r["register_every"], r["pll_mhz"]),
-                              []).append((r["fmax_mhz"], r.get("pnr_seed", 1)))
-    for (model, board, k, clock), runs in groups.items():
+            groups.setdefault((r["model"], r["board"], r["register_every"], r["pll_mhz"],
+                               _no_selftest(r)), []).append((r["fmax_mhz"], r.get("pnr_seed", 1)))
+    for (model, board, k, clock, no_st), runs in groups.items():
         fmax = sorted(f for f, _ in runs)
         met = [seed for f, seed in runs if f >= clock]
-        lines.append(f"- {model} on {board}, k={k}: fmax {fmax[0]:.1f} to {fmax[-1]:.1f} MHz "
-                     f"(median {np.median(fmax):.1f}) over {len(runs)} seeds; {clock:g} MHz met "
+        lines.append(f"- {model} on {board}, k={k}{no_st}: fmax {fmax[0]:.1f} to "
+                     f"{fmax[-1]:.1f} MHz (median {np.median(fmax):.1f}) over {len(runs)} seeds; {clock:g} MHz met "
                      f"with seed(s) {', '.join(map(str, sorted(met))) or 'none'}")
     lines += ["", "Targets: >= 150 MHz on ECP5-85F for the default digits model; >= 48 MHz on "
               "UP5K for a digits model that fits it. One sample per clock in every mode.", ""]
     return "\n".join(lines)
 
 
+def _no_selftest(row):
+    return "" if row.get("selftest", True) else ", no self-test"
+
+
 def _key(row):
-    return row["model"], row["board"], row["register_every"], row.get("pnr_seed", 1)
+    return (row["model"], row["board"], row["register_every"], row.get("pnr_seed", 1),
+            row.get("selftest", True))
 
 
 def record(row):
@@ -122,6 +130,8 @@ def main():
     p.add_argument("--pnr-seeds", default=None,
                    help="nextpnr seeds to build each mode with (fmax moves a few percent; "
                         "default: 1 and the config's [hardware] pnr_seed)")
+    p.add_argument("--no-selftest", action="store_true",
+                   help="build without the stored test split (the pipeline and the host link)")
     args = p.parse_args()
     from clockprop.boards.build import build
     from clockprop.hw.pipeline import config_hardware
@@ -140,14 +150,16 @@ def main():
             log(f"bench: building {model.meta['name']} for {board}, register_every={k}, "
                 f"nextpnr seed {seed}")
             try:
-                out_dir = ROOT / "build" / model.meta["name"] / f"{board}_k{k}_s{seed}"
+                out_dir = ROOT / "build" / model.meta["name"] / (
+                    f"{board}_k{k}_s{seed}" + ("_nost" if args.no_selftest else ""))
                 row = build(model, board, freq=freq, register_every=k, timeout=args.timeout,
-                            out_dir=out_dir, seed=seed)
+                            out_dir=out_dir, seed=seed, selftest=not args.no_selftest)
             except ClockpropError as e:
                 row = {"model": model.meta["name"], "board": board, "register_every": k,
                        "pnr_seed": seed, "error": str(e),
                        "seconds": round(time.perf_counter() - start, 1)}
                 log(f"bench: {e}")
+            row["selftest"] = not args.no_selftest
             record(row)
     log(f"bench: wrote {OUT / 'boards.json'} and boards.md")
 

@@ -214,14 +214,13 @@ def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
 
 
 def synth_ecp5(cfg, data, stored_n, timeout):
-    """The digits training top of ``cfg`` for the ULX3S (ECP5-85F), PLL at the assumed
-    clock, built in ``build/onchip/ulx3s_h<hidden>`` (kept: place and route of a design this
-    size takes hours here)."""
-    _log(f"synthesis: digits training top, {cfg.hidden} hidden (ulx3s, {ASSUMED_MHZ:g} MHz, "
-         f"timeout {timeout:.0f} s)")
+    """The digits training top of ``cfg`` for the ULX3S (ECP5-85F), PLL at the training
+    tops' default clock (what ``train-onchip --bitstream`` builds), in
+    ``build/onchip/ulx3s_h<hidden>`` (kept: place and route of a design this size takes an
+    hour or more here)."""
+    _log(f"synthesis: digits training top, {cfg.hidden} hidden (ulx3s, timeout {timeout:.0f} s)")
     result = synth("ulx3s", cfg, data, ONCHIP_FOLD, stored_n,
-                   Path(f"build/onchip/ulx3s_h{cfg.hidden[0]}"), timeout,
-                   freq=ASSUMED_MHZ * 1e6)
+                   Path(f"build/onchip/ulx3s_h{cfg.hidden[0]}"), timeout)
     _log(f"  {result}")
     return result
 

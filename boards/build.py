@@ -219,6 +219,13 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
     run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout)
     achieved = run["fmax_mhz"]
     latency = top.core.latency
+    # The host link's clock, when it is not the pipeline's: met too, or the board's answers
+    # are not to be trusted either.
+    link = None
+    if top.link_freq:
+        link_fmax = next((c["achieved_mhz"] for c in run["other_clocks"]
+                          if abs((c["constraint_mhz"] or 0) - top.link_freq / 1e6) < 0.5), None)
+        link = {"clock_mhz": top.link_freq / 1e6, "fmax_mhz": link_fmax}
     report = {
         "model": name, "board": board.name, "device": board.capacity.device,
         "family": board.family, "shape": model.shape, "format": model.fmt.to_dict(),
@@ -229,7 +236,10 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
         "resources": run["resources"],
         "yosys_cells": run["yosys_cells"],
         "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6,
-        "fmax_mhz": achieved, "timing_met": bool(achieved and achieved >= top.freq / 1e6),
+        "fmax_mhz": achieved,
+        "timing_met": bool(achieved and achieved >= top.freq / 1e6 and
+                           (link is None or (link["fmax_mhz"] or 0) >= link["clock_mhz"])),
+        "link_clock": link,
         "pnr_seed": seed,
         "samples_per_clock": 1 / top.core.interval,
         "throughput_msamples_s": achieved / top.core.interval if achieved else None,
@@ -355,8 +365,10 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
 
     Any elaboratable with the board's pins works (:class:`~clockprop.boards.top.BoardTop`,
     the recurrent and training tops). Returns the parsed results: ``resources`` (LUT/FF/EBR/
-    DSP used and available), ``yosys_cells``, ``fmax_mhz`` of the design clock (None if
-    nextpnr reported none), ``bitstream`` path and the times. Raises
+    DSP used and available), ``yosys_cells``, ``fmax_mhz`` of the design clock (the one
+    constrained nearest ``freq``; None if nextpnr reported none), ``other_clocks`` (their
+    ``achieved_mhz`` and ``constraint_mhz``), ``slow_registers``, ``bitstream`` path and the
+    times. Raises
     :class:`ClockpropError` quoting the toolchain's ERROR line when a step fails.
     """
     check_toolchain(board.family)
@@ -401,15 +413,19 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     rep_text = rep_path.read_text() if rep_path.exists() else ""
     util, fmax = parse_nextpnr(rep_text, tim)
     cells = parse_yosys_stat(rpt)
-    clock = next((v for k, v in fmax.items() if "sync" in k or "pll" in k.lower()),
-                 next(iter(fmax.values()), {}))
+    # The design's clock is the one constrained nearest ``freq`` (a board top may have its
+    # oscillator's too, for the host link).
+    clock = min(fmax.values(), default={},
+                key=lambda v: abs((v.get("constraint_mhz") or 0) - freq / 1e6))
     slow = []
-    if rep_text and clock.get("constraint_mhz") and (out_dir / "top.json").exists():
+    periods = {k: 1e3 / v["constraint_mhz"] for k, v in fmax.items() if v.get("constraint_mhz")}
+    if rep_text and periods and (out_dir / "top.json").exists():
         registers = register_names(json.loads((out_dir / "top.json").read_text()))
-        slow = slow_registers(json.loads(rep_text), registers, 1e3 / clock["constraint_mhz"])
+        slow = slow_registers(json.loads(rep_text), registers, periods)
     return {
         "resources": _resources(board.family, util, cells), "yosys_cells": cells,
         "fmax_mhz": clock.get("achieved_mhz"), "slow_registers": slow,
+        "other_clocks": [v for v in fmax.values() if v is not clock],
         "bitstream": str(out_dir / ("top.bin" if board.family == "ice40" else "top.bit")),
         "build_seconds": round(elaborate_s + tool_s, 1),
         "elaborate_seconds": round(elaborate_s, 1), "toolchain_seconds": round(tool_s, 1),
@@ -448,6 +464,9 @@ def format_report(r):
         "", f"- clock: requested {r['requested_mhz']:g} MHz, PLL {r['pll_mhz']:g} MHz, "
             f"achieved fmax {_mhz(r['fmax_mhz'])} MHz ({'met' if r['timing_met'] else 'NOT met'}; "
             f"nextpnr seed {r.get('pnr_seed', 1)})",
+        *([f"- host link: UART, framing and requests on the board's {link['clock_mhz']:g} MHz "
+           f"clock (achieved fmax {_mhz(link['fmax_mhz'])} MHz), apart from the pipeline's"]
+          if (link := r.get("link_clock")) else []),
         f"- throughput: {_mhz(r['throughput_msamples_s'], 3)} Msamples/s (fmax x "
         f"{_per_clock(r['samples_per_clock'])})",
         f"- latency: {r['latency_cycles']} cycles = {lat_ns} ns at fmax",

@@ -71,9 +71,14 @@ def ecp5_pll(f_in, f_out):
                                        "CLKOP_DIV": op_div})
 
 
-def clock_domain(m, board, platform, f_out):
+def clock_domain(m, board, platform, f_out, *, link_domain=None):
     """Create the ``sync`` domain at ``f_out`` on ``board`` (PLL unless it equals the input
-    clock), held in reset until the PLL locks. Returns the achieved frequency."""
+    clock), held in reset until the PLL locks. Returns the achieved frequency.
+
+    ``link_domain`` names a second domain on the board's own clock (its oscillator, before
+    the PLL), reset with ``sync``: ``board.clock_hz``. It is only made when a PLL makes
+    ``sync`` from that clock's pin (not on an iCE40 board whose PLL takes the pad itself).
+    """
     m.domains.sync = cd = ClockDomain("sync")
     locked = Signal(init=1)
     if board.clock == "SB_HFOSC":
@@ -129,4 +134,12 @@ def clock_domain(m, board, platform, f_out):
         f = pll.f_out
     m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
     platform.add_clock_constraint(cd.clk, f)
+    if link_domain:
+        if clk_in is None or board.clock == "SB_HFOSC":
+            raise ValueError(f"{board.name}: no clock pin for a {link_domain!r} domain")
+        link = ClockDomain(link_domain)
+        m.domains += link
+        m.d.comb += link.clk.eq(clk_in)
+        m.submodules[f"reset_sync_{link_domain}"] = ResetSynchronizer(~locked,
+                                                                       domain=link_domain)
     return f

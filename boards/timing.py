@@ -59,19 +59,32 @@ def _pattern(name):
     return re.sub(r"\d+", "#", name)
 
 
+def _clock(event):
+    return event.split(" ", 1)[-1] if event else None
+
+
 def slow_registers(report, registers, period_ns, top=12):
-    """Register inputs whose data arrive later than ``period_ns``, grouped by name pattern.
+    """Register inputs whose data arrive later than their clock's period, grouped by name
+    pattern.
 
     ``report`` is nextpnr's ``--report`` JSON (with ``--detailed-timing-report``), ``registers``
-    what :func:`register_names` returns. Returns at most ``top`` groups, latest first:
+    what :func:`register_names` returns, ``period_ns`` the period, or ``{clock net: period}``
+    (a clock left out is not checked). Returns at most ``top`` groups, latest first:
     ``{"register", "port", "driver", "endpoints", "worst_ns"}`` (``driver`` is the pattern of
-    the net that arrives late). Sinks that are not registers (output pins) are left out.
+    the net that arrives late). Sinks that are not registers (output pins) are left out, and
+    so are paths from one clock to another: nextpnr times those only between related clocks
+    (one driver), which a board top's PLL output and its oscillator are not.
     """
     groups = defaultdict(list)
     for net in report.get("detailed_net_timings", []):
+        launch = _clock(net.get("event"))
         for sink in net.get("endpoints", []):
+            capture = _clock(sink.get("event"))
+            if launch and capture and launch != capture:
+                continue
+            period = period_ns.get(capture) if isinstance(period_ns, dict) else period_ns
             arrival = max(sink["delay"])
-            if arrival <= period_ns or sink["cell"] not in registers:
+            if period is None or arrival <= period or sink["cell"] not in registers:
                 continue
             driver = registers.get(net["driver"], net["net"])
             key = (_pattern(registers[sink["cell"]]), sink["port"], _pattern(driver))

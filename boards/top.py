@@ -1,7 +1,9 @@
 """The board top: the pipeline behind a framed UART link, with an on-chip self-test.
 
-:class:`DeviceCore` is everything but the pins and the clock, so it is what the simulator
-runs (``sim.top_sim``); :class:`BoardTop` puts it on a board: PLL, UART pins, LEDs.
+:class:`DeviceCore` is everything but the pins and the clocks, so it is what the simulator
+runs (``sim.top_sim``); :class:`BoardTop` puts it on a board: PLL, UART pins, LEDs. On the
+ECP5 boards the pipeline and the self-test run at the PLL's clock and the host link at the
+board's oscillator (``link`` domain), so that only the pipeline has to meet the fast clock.
 
 Requests the core answers (frame types of :mod:`clockprop.sw.protocol`):
 
@@ -15,8 +17,9 @@ Requests the core answers (frame types of :mod:`clockprop.sw.protocol`):
 """
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, DomainRenamer, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io, wiring
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from ..hw.folded import FoldedDenseLayer
@@ -44,8 +47,13 @@ def result_bytes(model):
     return 1 + (model.n_classes * logit_bits(model) + 7) // 8
 
 
-# Registers on the answer's path across the device (DeviceCore's ``crossing``), per family.
+# Registers on the samples' way into an unfolded pipeline (DeviceCore's ``crossing``), and
+# whether the host link runs on the board's own oscillator, apart from the pipeline's clock
+# (DeviceCore's ``link_domain``), per family: on the ECP5 a big pipelined model fills the
+# device and its clock is set by what has to cross it; on the iCE40 the registers would fill
+# the logic cells, and the UP5K's timing was measured with one clock.
 CROSSING = {"ice40": 0, "ecp5": 2}
+LINK_CLOCK = {"ice40": False, "ecp5": True}
 
 
 class DeviceCore(wiring.Component):
@@ -63,13 +71,19 @@ class DeviceCore(wiring.Component):
         The test split to store on chip for ``SELFTEST``; ``None`` leaves the self-test out
         (``SELFTEST`` is then answered with ``ERROR(UNKNOWN_TYPE)``).
     crossing : int
-        Plain registers on the answer's data path from the pipeline's output and the
-        self-test's counters to the answer register, with the request state machine's view of
-        ``res_valid`` and of the self-test's end delayed as much; and, when the pipeline is
-        unfolded (always ready), on both samples' paths into it, the host's and the
-        self-test's, with their valid flags (:data:`CROSSING`: 2 on the ECP5, where those
-        regions of a big model lie far apart; 0 on the iCE40, whose logic cells they would
-        fill).
+        Plain registers on both samples' paths into an unfolded (always ready) pipeline, the
+        host's and the self-test's, with their valid flags (:data:`CROSSING`: 2 on the ECP5,
+        where the link, the block RAM and the first layer of a big model lie far apart).
+    link_domain : str or None
+        Clock domain of the host link: UART, frame receiver and transmitter, the request
+        state machine and its registers (:data:`LINK_CLOCK`: on the ECP5 the board's
+        oscillator, so that none of it has to run at the pipeline's clock). ``None`` runs
+        it in ``sync`` with the pipeline. Between two domains each event (a sample or a
+        self-test asked for; a result or the self-test's end) crosses as a toggle through a
+        two-stage synchroniser, a clock after the data that go with it, which stay still
+        until it has been answered: the request's sample until its result comes back, the
+        result and the self-test's counts until the next request. ``divisor`` counts clocks
+        of this domain.
     max_payload : int
         Longest ``PING`` payload echoed (and the receive buffer depth, at least a sample).
 
@@ -92,10 +106,11 @@ class DeviceCore(wiring.Component):
     activity: Out(1)
 
     def __init__(self, model, *, divisor, register_every=0, fold=None, selftest=None,
-                 max_payload=64, crossing=0):
+                 max_payload=64, crossing=0, link_domain=None):
         self.model = model
         self.divisor = divisor
         self.crossing = crossing
+        self.link_domain = link_domain
         self.pipeline = Pipeline(model, register_every=register_every, fold=fold)
         # A folded first layer holds its input in a register of its own already.
         self.input_register = not isinstance(self.pipeline.layers[0], FoldedDenseLayer)
@@ -120,15 +135,35 @@ class DeviceCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
-        m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
-        m.submodules.frame_rx = frame_rx = FrameRx(self.max_payload,
-                                                   timeout=40 * self.divisor)
-        m.submodules.frame_tx = frame_tx = FrameTx()
+        # The host link's logic runs in ``ld``; the pipeline and the self-test in ``sync``.
+        ld = self.link_domain or "sync"
+
+        def on_link(component):
+            return DomainRenamer({"sync": ld})(component) if self.link_domain else component
+
+        m.submodules.uart_rx = uart_rx = on_link(UARTRx(self.divisor))
+        m.submodules.uart_tx = uart_tx = on_link(UARTTx(self.divisor))
+        m.submodules.frame_rx = frame_rx = on_link(FrameRx(self.max_payload,
+                                                           timeout=40 * self.divisor))
+        m.submodules.frame_tx = frame_tx = on_link(FrameTx())
         m.submodules.pipeline = pipe = self.pipeline
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.o, frame_rx.i)
         wiring.connect(m, frame_tx.o, uart_tx.i)
+
+        def event(pulse, name, src, dst):
+            """A one-clock ``pulse`` in ``src``, as a one-clock pulse in ``dst``: a toggle,
+            flipped a clock after the pulse (so the data that go with it are still a clock
+            before it moves) and synchronised by two flip-flops. Within one domain, the
+            pulse itself."""
+            if src == dst:
+                return pulse
+            was, toggle = Signal(name=f"{name}_pulse"), Signal(name=f"{name}_toggle")
+            m.d[src] += [was.eq(pulse), toggle.eq(toggle ^ was)]
+            synced, seen = Signal(name=f"{name}_synced"), Signal(name=f"{name}_seen")
+            m.submodules[f"{name}_sync"] = FFSynchronizer(toggle, synced, o_domain=dst)
+            m.d[dst] += seen.eq(synced)
+            return synced ^ seen
 
         n_in_bits = self.model.n_inputs * self.model.fmt.act_bits
         # Data registers have no reset (hw.arith.data_register): the flags that say what they
@@ -142,12 +177,12 @@ class DeviceCore(wiring.Component):
         rx_take = Signal(reset_less=True)
         rx_byte = Signal(8, reset_less=True)
         rx_at = Signal(self.sample_bytes, reset_less=True)
-        m.d.sync += rx_take.eq(0)
+        m.d[ld] += rx_take.eq(0)
         with m.If(rx_take):
-            m.d.sync += rx_at.eq(rx_at.rotate_left(1))
+            m.d[ld] += rx_at.eq(rx_at.rotate_left(1))
         for k in range(self.sample_bytes):
             with m.If(rx_take & rx_at[k]):
-                m.d.sync += sample.word_select(k, 8).eq(rx_byte)
+                m.d[ld] += sample.word_select(k, 8).eq(rx_byte)
         out_bytes = max(self.result_bytes, SelfTestResult.SIZE)
         # The answer's payload, sent LSB byte first: byte ``out_index`` is read out rather than
         # shifted down, so that only ANSWER enables this wide register (on the ECP5 a
@@ -161,10 +196,10 @@ class DeviceCore(wiring.Component):
         last = Signal(reset_less=True)         # left == 0, registered with it
 
         def count_from(length):
-            m.d.sync += [left.eq(length - 1), last.eq(length == 1)]
+            m.d[ld] += [left.eq(length - 1), last.eq(length == 1)]
 
         def count_down():
-            m.d.sync += [left.eq(left - 1), last.eq(left == 1)]
+            m.d[ld] += [left.eq(left - 1), last.eq(left == 1)]
 
         pending = Signal(8, reset_less=True)   # error code to report when idle
         has_pending = Signal()                 # pending != 0
@@ -172,18 +207,16 @@ class DeviceCore(wiring.Component):
         # A frame cut short (timeout) was corrupted on the way too: ask for it again. The
         # receiver's strobes are registered first: no path from its state machine into this.
         bad_crc, bad_length = Signal(), Signal()
-        m.d.sync += [bad_crc.eq(frame_rx.crc_error | frame_rx.timeout_error),
-                     bad_length.eq(frame_rx.length_error)]
+        m.d[ld] += [bad_crc.eq(frame_rx.crc_error | frame_rx.timeout_error),
+                    bad_length.eq(frame_rx.length_error)]
         with m.If(bad_crc):
-            m.d.sync += [pending.eq(ErrorCode.CRC), has_pending.eq(1)]
+            m.d[ld] += [pending.eq(ErrorCode.CRC), has_pending.eq(1)]
         with m.If(bad_length):
-            m.d.sync += [pending.eq(ErrorCode.LENGTH), has_pending.eq(1)]
+            m.d[ld] += [pending.eq(ErrorCode.LENGTH), has_pending.eq(1)]
 
-        # Data cross between the link's logic (by the UART pins) and the pipeline through
-        # ``crossing`` plain registers (no enable, no reset, no logic), with the flags that go
-        # with them delayed as much: on the ECP5-85F these regions lie far apart (one route
-        # across took 7 ns). Both ways: the host's sample and its valid flag into the
-        # pipeline, and the result, ``res_valid``, the self-test's counters and its end out.
+        # Samples cross ``stages`` plain registers (no enable, no reset, no logic) on their way
+        # into the pipeline, with their valid flags delayed as much: on the ECP5-85F the link,
+        # the block RAM and the first layer lie far apart (one route across took 7 ns).
         def crossed(value, name, *, data=True, stages=self.crossing):
             for k in range(stages):
                 reg = Signal.like(value, name=f"{name}_x{k}", reset_less=data)
@@ -199,6 +232,7 @@ class DeviceCore(wiring.Component):
         # clock), so the pipeline never stalls on its output. A folded pipeline takes a
         # sample every ``interval`` clocks: the input register then waits for ``i.ready``.
         st_request = Signal()                  # the state machine asks for a self-test run
+        issue_request = Signal()               # ... or has received a sample
         issued = Signal()                      # the host's sample waits for the pipeline
         m.d.comb += pipe.o.ready.eq(1)
         src_valid = Signal()
@@ -230,6 +264,10 @@ class DeviceCore(wiring.Component):
             st_active, st_sample = st.o.valid, st.o.payload
         # The request FSM never waits on the pipeline's ready (a combinational path through
         # every folded layer's counter): the sample is offered until taken.
+        with m.If(event(issue_request, "issue", ld, "sync")):
+            m.d.sync += issued.eq(1)
+        with m.Elif(issued & (src_ready | bool(self.cross_in))):
+            m.d.sync += issued.eq(0)
         host_valid, host_sample = issued, sample[:n_in_bits]
         if self.cross_in:
             # Both sources cross to the input register: the host's sample (from the link's
@@ -245,8 +283,6 @@ class DeviceCore(wiring.Component):
             picked_valid = crossed(picked_valid, "src_valid", data=False, stages=1)
             picked = crossed(picked, "src_payload", stages=1)
         m.d.comb += [src_valid.eq(picked_valid), src_payload.eq(picked)]
-        with m.If(issued & (src_ready | bool(self.cross_in))):
-            m.d.sync += issued.eq(0)
 
         # Every answer is loaded in one state, ANSWER, and the state before it says which: the
         # ``ans_*`` flags are that state, registered every clock (one flip-flop each with
@@ -259,7 +295,7 @@ class DeviceCore(wiring.Component):
 
         def answer(code=None):
             if code is not None:
-                m.d.sync += error_code.eq(code)
+                m.d[ld] += error_code.eq(code)
             m.next = "ANSWER"
 
         def one_hot(*terms):
@@ -268,16 +304,20 @@ class DeviceCore(wiring.Component):
                 value = value | Mux(sel, term, 0)
             return value
 
-        result_payload = crossed(Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits), "res")
-        res_ready = crossed(res_valid, "res_valid", data=False)
-        selftest_payload = (crossed(Cat(st.correct, st.total, st.cycles), "st")
-                            if self.selftest is not None else Const(0, 1))
+        # The result and the self-test's counts are read by the link's logic while they
+        # stand still: only the answered request's result, or the finished run's counts.
+        result_payload = Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits)
+        # Each result is an event: while the self-test runs they come every clock, but the
+        # request state machine listens for one only while it waits for the host's.
+        res_ready = event(res_valid, "result", "sync", ld)
+        selftest_payload = Const(0, 1)
         st_done = None
         if self.selftest is not None:                  # the rise of ``done``: this run's end
+            selftest_payload = Cat(st.correct, st.total, st.cycles)
             done_was = Signal()
             m.d.sync += done_was.eq(st.done)
-            st_done = crossed(st.done & ~done_was, "st_done", data=False)
-            m.d.comb += st.start.eq(crossed(st_request, "st_start", data=False))
+            st_done = event(st.done & ~done_was, "st_done", "sync", ld)
+            m.d.comb += st.start.eq(event(st_request, "st_start", ld, "sync"))
         h_len = Signal(16, reset_less=True)
         m.d.comb += [frame_tx.header.payload.type.eq(out_type),
                      frame_tx.header.payload.length.eq(out_len)]
@@ -291,23 +331,23 @@ class DeviceCore(wiring.Component):
         # on the path into ``tx_byte`` with the state machine's enable. The index moves only
         # when a byte is sent, and the next is sent at least two clocks later.
         out_byte = Signal(8, reset_less=True)
-        m.d.sync += out_byte.eq(out.word_select(out_index, 8))
+        m.d[ld] += out_byte.eq(out.word_select(out_index, 8))
         m.d.comb += [frame_tx.i.valid.eq(tx_valid), frame_tx.i.payload.eq(tx_byte)]
         with m.If(frame_tx.i.ready):
-            m.d.sync += tx_valid.eq(0)
+            m.d[ld] += tx_valid.eq(0)
 
         has_selftest = self.selftest is not None
         # The request, decoded into flags as its header is taken.
         req_sample, req_ping, req_selftest, req_known, req_empty = (
             Signal(name=f"req_{n}") for n in ("sample", "ping", "selftest", "known", "empty"))
-        with m.FSM() as fsm:
+        with m.FSM(domain=ld) as fsm:
             with m.State("IDLE"):
                 m.d.comb += frame_rx.header.ready.eq(1)
                 with m.If(frame_rx.header.valid):
                     hp = frame_rx.header.payload
                     is_selftest = Const(has_selftest) & (hp.type == FrameType.SELFTEST)
                     count_from(hp.length)
-                    m.d.sync += [
+                    m.d[ld] += [
                         h_len.eq(hp.length),
                         req_sample.eq((hp.type == FrameType.SAMPLE) &
                                       (hp.length == self.sample_bytes)),
@@ -318,22 +358,22 @@ class DeviceCore(wiring.Component):
                     ]
                     m.next = "DECODE"
                 with m.Elif(has_pending):
-                    m.d.sync += has_pending.eq(0)
+                    m.d[ld] += has_pending.eq(0)
                     answer(pending)
 
             # Acted on a clock after the frame receiver's header, from registered flags: no
             # path from its state machine through this one.
             with m.State("DECODE"):
                 with m.If(req_sample):
-                    m.d.sync += rx_at.eq(1)
+                    m.d[ld] += rx_at.eq(1)
                     m.next = "LOAD"
                 with m.Elif(req_ping):
                     answer()
                 with m.Elif(req_selftest):
                     m.next = "SELFTEST"
                 with m.Else():
-                    m.d.sync += error_code.eq(Mux(req_known, ErrorCode.LENGTH,
-                                                  ErrorCode.UNKNOWN_TYPE))
+                    m.d[ld] += error_code.eq(Mux(req_known, ErrorCode.LENGTH,
+                                                 ErrorCode.UNKNOWN_TYPE))
                     with m.If(req_empty):
                         answer()
                     with m.Else():
@@ -342,14 +382,13 @@ class DeviceCore(wiring.Component):
             with m.State("LOAD"):
                 m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
                 with m.If(frame_rx.o.valid):
-                    m.d.sync += [rx_take.eq(1), rx_byte.eq(frame_rx.o.payload)]
+                    m.d[ld] += [rx_take.eq(1), rx_byte.eq(frame_rx.o.payload)]
                     count_down()
                     with m.If(last):
                         m.next = "ISSUE"
 
             with m.State("ISSUE"):
-                m.d.comb += self.activity.eq(1)
-                m.d.sync += issued.eq(1)
+                m.d.comb += [self.activity.eq(1), issue_request.eq(1)]
                 m.next = "WAIT"
 
             with m.State("WAIT"):
@@ -376,7 +415,7 @@ class DeviceCore(wiring.Component):
                         answer()
 
             with m.State("ANSWER"):
-                m.d.sync += [
+                m.d[ld] += [
                     out_type.eq(one_hot((ans_error, FrameType.ERROR), (ans_pong, FrameType.PONG),
                                         (ans_result, FrameType.RESULT),
                                         (ans_selftest, FrameType.SELFTEST_RESULT))),
@@ -386,9 +425,9 @@ class DeviceCore(wiring.Component):
                     out.eq(one_hot((ans_error, error_code), (ans_result, result_payload),
                                    (ans_selftest, selftest_payload))),
                 ]
-                m.d.sync += [out_empty.eq(ans_pong & (h_len == 0)), out_index.eq(0)]
+                m.d[ld] += [out_empty.eq(ans_pong & (h_len == 0)), out_index.eq(0)]
                 with m.If(ans_result):
-                    m.d.sync += self.last_class.eq(result_payload[:len(res.cls)])
+                    m.d[ld] += self.last_class.eq(result_payload[:len(res.cls)])
                 m.next = "SEND_HEADER"
 
             with m.State("SEND_HEADER"):
@@ -404,8 +443,7 @@ class DeviceCore(wiring.Component):
 
             with m.State("SEND"):
                 with m.If(~tx_valid):
-                    m.d.sync += [tx_byte.eq(out_byte), tx_valid.eq(1),
-                                 out_index.eq(out_index + 1)]
+                    m.d[ld] += [tx_byte.eq(out_byte), tx_valid.eq(1), out_index.eq(out_index + 1)]
                     count_down()
                     with m.If(last):
                         m.next = "IDLE"
@@ -413,13 +451,13 @@ class DeviceCore(wiring.Component):
             with m.State("ECHO"):
                 m.d.comb += frame_rx.o.ready.eq(~tx_valid)
                 with m.If(~tx_valid & frame_rx.o.valid):
-                    m.d.sync += [tx_byte.eq(frame_rx.o.payload), tx_valid.eq(1)]
+                    m.d[ld] += [tx_byte.eq(frame_rx.o.payload), tx_valid.eq(1)]
                     count_down()
                     with m.If(last):
                         m.next = "IDLE"
-        m.d.sync += [ans_pong.eq(fsm.ongoing("DECODE") & req_ping),
-                     ans_result.eq(fsm.ongoing("WAIT")),
-                     ans_selftest.eq(fsm.ongoing("SELFTEST_WAIT"))]
+        m.d[ld] += [ans_pong.eq(fsm.ongoing("DECODE") & req_ping),
+                    ans_result.eq(fsm.ongoing("WAIT")),
+                    ans_selftest.eq(fsm.ongoing("SELFTEST_WAIT"))]
         return m
 
 
@@ -448,6 +486,7 @@ class BoardShell(Elaboratable):
         self.requested_freq = freq
         self.baud = baud
         self.freq = None
+        self.link_freq = None       # the UART's clock, when not ``sync``'s
         self.core = None
 
     def make_core(self, divisor):
@@ -455,7 +494,8 @@ class BoardShell(Elaboratable):
         raise NotImplementedError
 
     def clock_domain(self, m, platform):
-        """Create the ``sync`` domain; returns its frequency."""
+        """Create the ``sync`` domain (and any other the core runs in, setting
+        ``self.link_freq`` for a UART on a clock of its own); returns ``sync``'s frequency."""
         from .pll import clock_domain
         return clock_domain(m, self.board, platform, self.requested_freq)
 
@@ -464,7 +504,7 @@ class BoardShell(Elaboratable):
 
         m = Module()
         self.freq = self.clock_domain(m, platform)
-        self.core = core = self.make_core(uart_divisor(self.freq, self.baud))
+        self.core = core = self.make_core(uart_divisor(self.link_freq or self.freq, self.baud))
         m.submodules.core = core
         connect_board(m, platform, self.board, rx=core.rx, tx=core.tx,
                       leds=getattr(core, self.leds), activity=core.activity)
@@ -492,10 +532,22 @@ class BoardTop(BoardShell):
         self.fold = fold
         self.selftest = selftest
 
+    def clock_domain(self, m, platform):
+        from .pll import clock_domain
+        # The host link on the board's oscillator where LINK_CLOCK says so, unless the
+        # pipeline runs on that clock anyway.
+        separate = (LINK_CLOCK[self.board.family] and
+                    abs(self.requested_freq - self.board.clock_hz) >= 1)
+        freq = clock_domain(m, self.board, platform, self.requested_freq,
+                            link_domain="link" if separate else None)
+        self.link_freq = self.board.clock_hz if separate else None
+        return freq
+
     def make_core(self, divisor):
         return DeviceCore(self.model, divisor=divisor, register_every=self.register_every,
                           fold=self.fold, selftest=self.selftest,
-                          crossing=CROSSING[self.board.family])
+                          crossing=CROSSING[self.board.family],
+                          link_domain="link" if self.link_freq else None)
 
 
 def connect_board(m, platform, board, *, rx, tx, leds, activity):

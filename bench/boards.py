@@ -99,12 +99,14 @@ def markdown(rows):
 
 
 def _no_selftest(row):
-    return "" if row.get("selftest", True) else ", no self-test"
+    if not row.get("selftest", True):
+        return ", no self-test"
+    return ", self-test in logic" if row.get("selftest_storage") == "logic" else ""
 
 
 def _key(row):
     return (row["model"], row["board"], row["register_every"], row.get("pnr_seed", 1),
-            row.get("selftest", True))
+            row.get("selftest", True), row.get("selftest_storage") or "")
 
 
 def record(row):

@@ -256,6 +256,7 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
         "latency_cycles": latency,
         "latency_ns": latency * 1e3 / achieved if achieved else None,
         "selftest_samples": len(st[0]) if st else 0,
+        "selftest_storage": top.core.selftest.storage if top.core.selftest else None,
         "baud": baud,
         "build_seconds": run["build_seconds"],
         "elaborate_seconds": run["elaborate_seconds"],
@@ -461,6 +462,9 @@ def _per_clock(samples_per_clock):
     return f"one sample every {round(1 / samples_per_clock)} clocks"
 
 
+_STORAGE = {"block": " (in block RAM)", "logic": " (in LUTs and flip-flops)"}
+
+
 def format_report(r):
     res = r["resources"]
     lines = [
@@ -483,7 +487,8 @@ def format_report(r):
         f"- throughput: {_mhz(r['throughput_msamples_s'], 3)} Msamples/s (fmax x "
         f"{_per_clock(r['samples_per_clock'])})",
         f"- latency: {r['latency_cycles']} cycles = {lat_ns} ns at fmax",
-        f"- self-test samples on chip: {r['selftest_samples']}",
+        f"- self-test samples on chip: {r['selftest_samples']}"
+        f"{_STORAGE.get(r.get('selftest_storage'), '')}",
         f"- build time: {r['build_seconds']} s (toolchain {r['toolchain_seconds']} s)",
         f"- bitstream: {r['bitstream']}", "",
     ]

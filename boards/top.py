@@ -86,6 +86,8 @@ class DeviceCore(wiring.Component):
         of this domain.
     max_payload : int
         Longest ``PING`` payload echoed (and the receive buffer depth, at least a sample).
+    selftest_storage : ``"block"`` or ``"logic"``
+        Where the self-test keeps its split (:class:`~clockprop.hw.selftest.SelfTest`).
 
     Members
     -------
@@ -106,7 +108,7 @@ class DeviceCore(wiring.Component):
     activity: Out(1)
 
     def __init__(self, model, *, divisor, register_every=0, fold=None, selftest=None,
-                 max_payload=64, crossing=0, link_domain=None):
+                 max_payload=64, crossing=0, link_domain=None, selftest_storage="block"):
         self.model = model
         self.divisor = divisor
         self.crossing = crossing
@@ -130,7 +132,8 @@ class DeviceCore(wiring.Component):
             samples, labels = selftest
             self.selftest = SelfTest(samples, labels, act_bits=model.fmt.act_bits,
                                      n_classes=model.n_classes,
-                                     logit_shape=self.pipeline.logit_shape)
+                                     logit_shape=self.pipeline.logit_shape,
+                                     storage=selftest_storage)
         super().__init__()
 
     def elaborate(self, platform):
@@ -269,16 +272,48 @@ class DeviceCore(wiring.Component):
         with m.Elif(issued & (src_ready | bool(self.cross_in))):
             m.d.sync += issued.eq(0)
         host_valid, host_sample = issued, sample[:n_in_bits]
+        or_sources = (self.cross_in >= 2 and self.selftest is not None and
+                      self.selftest.idle_zero)
         if self.cross_in:
             # Both sources cross to the input register: the host's sample (from the link's
-            # logic) and the self-test's (from block RAM, whose 5.6 ns clock-to-out on the
-            # ECP5 left little of a clock for the multiplexer and the route).
+            # logic) and the self-test's (from its memory: block RAM's 5.6 ns clock-to-out on
+            # the ECP5 left little of a clock for the multiplexer and the route).
             host_valid = crossed(issued, "issued", data=False, stages=self.cross_in)
-            host_sample = crossed(host_sample, "sample", stages=self.cross_in)
+            if or_sources:
+                # Each source is 0 while it has no sample, so the input register takes
+                # their OR, with no multiplexer (its select, one net to every sample bit,
+                # was late on the ECP5-85F): the self-test's by its ROM's zero word, the
+                # host's by a clear of its last crossing register under a copy of "not
+                # issued" per 32 bits (a flip-flop on its bits' reset, no LUT between).
+                early = crossed(host_sample, "sample", stages=self.cross_in - 1)
+                idle_src = crossed(issued, "issued_pre", data=False, stages=self.cross_in - 2)
+                chunks = []
+                for k in range(0, n_in_bits, 32):
+                    # no reset: the reset net was the late route to these on the ECP5
+                    idle = Signal(name=f"copy_host_idle{k // 32}", init=1, reset_less=True)
+                    part = Signal(len(early[k:k + 32]), name=f"sample_last{k // 32}",
+                                  reset_less=True)
+                    m.d.sync += [idle.eq(~idle_src), part.eq(Mux(idle, 0, early[k:k + 32]))]
+                    chunks.append(part)
+                host_sample = Cat(*chunks)
+            else:
+                host_sample = crossed(host_sample, "sample", stages=self.cross_in)
             if self.selftest is not None:
                 st_active = crossed(st.o.valid, "st_valid", data=False, stages=self.cross_in)
                 st_sample = crossed(st.o.payload, "st_sample", stages=self.cross_in)
         picked_valid, picked = host_valid | st_active, Mux(st_active, st_sample, host_sample)
+        if or_sources:
+            picked = st_sample.as_value() | host_sample
+        elif self.cross_in and self.selftest is not None:
+            # The multiplexer's select, copied once per 32 sample bits: one flip-flop
+            # driving all of them was a 7.7 ns route on the ECP5-85F.
+            st_prev = crossed(st.o.valid, "st_valid_pre", data=False, stages=self.cross_in - 1)
+            chunks = []
+            for k in range(0, n_in_bits, 32):
+                sel = Signal(name=f"copy_st_active{k // 32}")
+                m.d.sync += sel.eq(st_prev)
+                chunks.append(Mux(sel, st_sample[k:k + 32], host_sample[k:k + 32]))
+            picked = Cat(*chunks)
         if self.cross_in:
             picked_valid = crossed(picked_valid, "src_valid", data=False, stages=1)
             picked = crossed(picked, "src_payload", stages=1)
@@ -544,10 +579,15 @@ class BoardTop(BoardShell):
         return freq
 
     def make_core(self, divisor):
+        from ..sw.fit import selftest_storage
+        n = len(self.selftest[0]) if self.selftest is not None else 0
         return DeviceCore(self.model, divisor=divisor, register_every=self.register_every,
                           fold=self.fold, selftest=self.selftest,
                           crossing=CROSSING[self.board.family],
-                          link_domain="link" if self.link_freq else None)
+                          link_domain="link" if self.link_freq else None,
+                          selftest_storage=selftest_storage(
+                              self.model, self.board.family, self.board.capacity, n,
+                              register_every=self.register_every, fold=self.fold))
 
 
 def connect_board(m, platform, board, *, rx, tx, leds, activity):

@@ -1,6 +1,6 @@
 """On-chip self-test: replay a stored test split through the pipeline and count hits."""
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 
 from ..sw.errors import ClockpropError
 from .argmax import result_layout
+from .rom import LogicRom
 
 __all__ = ["SelfTest"]
 
@@ -15,9 +16,11 @@ __all__ = ["SelfTest"]
 class SelfTest(wiring.Component):
     """Stream ``samples`` to a pipeline at one per clock and count the correct classes.
 
-    The samples and their labels sit in two :class:`~amaranth.lib.memory.Memory` blocks
-    (block RAM after synthesis), initialised from the test split, so the board needs nothing
-    from the host but a ``start`` strobe.
+    The samples and their labels sit in two read-only memories initialised from the test
+    split, so the board needs nothing from the host but a ``start`` strobe: block RAM
+    (``storage="block"``, :class:`~amaranth.lib.memory.Memory`) or logic (``"logic"``,
+    :class:`~clockprop.hw.rom.LogicRom`: LUTs and flip-flops, a few clocks deep, for clocks
+    at which a block RAM's output cannot reach a register in time).
 
     Parameters
     ----------
@@ -31,6 +34,8 @@ class SelfTest(wiring.Component):
         Number of classes (sets the width of a label and of the result's ``cls``).
     logit_shape : Shape
         Shape of one logit in the pipeline's result (the ``i`` payload layout).
+    storage : ``"block"`` or ``"logic"``
+        Where the split is kept (see above).
 
     Members
     -------
@@ -40,15 +45,19 @@ class SelfTest(wiring.Component):
         ``busy`` while replaying; ``done`` high from the end of a run to the next ``start``.
     correct, total, cycles : ``Out(32)``
         Correct predictions, results seen, and clocks from ``start`` to ``done``
-        (``N + latency + 3`` when the pipeline never stalls: the sample memory's read, the
-        label's register and the comparison's).
+        (``N + latency + overhead`` when the pipeline never stalls: ``overhead`` is the
+        sample memory's read latency, the label's and the comparison's register; 3 with
+        block RAM).
     o : ``Out(stream.Signature(ArrayLayout(unsigned(act_bits), n_in)))``
-        Samples to the pipeline; ``o.valid`` stays high while the pipeline is ready.
+        Samples to the pipeline; ``o.valid`` stays high while the pipeline is ready. With
+        ``storage="logic"`` (``idle_zero``) ``o.payload`` is 0 whenever ``o.valid`` is low:
+        the ROM holds an all-zero word after the split and reads it while there is no sample
+        to send, so the board top can OR it with the host's samples, with no multiplexer.
     i : ``In(stream.Signature(result_layout(logit_shape, n_classes)))``
         Results back from the pipeline, in order. ``i.ready`` is always high.
     """
 
-    def __init__(self, samples, labels, *, act_bits, n_classes, logit_shape):
+    def __init__(self, samples, labels, *, act_bits, n_classes, logit_shape, storage="block"):
         samples = [[int(v) for v in row] for row in samples]
         labels = [int(v) for v in labels]
         if not samples or len(samples) != len(labels) or any(
@@ -59,6 +68,10 @@ class SelfTest(wiring.Component):
                                  f"sample; got {len(samples)} samples, {len(labels)} labels")
         if any(not 0 <= v < n_classes for v in labels):
             raise ClockpropError(f"self-test labels must be in [0, {n_classes})")
+        if storage not in ("block", "logic"):
+            raise ValueError(f"self-test storage must be 'block' or 'logic', not {storage!r}")
+        self.storage = storage
+        self.idle_zero = storage == "logic"
         self.n_samples = len(samples)
         self.n_inputs = len(samples[0])
         self.act_bits = act_bits
@@ -66,6 +79,20 @@ class SelfTest(wiring.Component):
         self._samples = samples
         self._labels = labels
         self.label_shape = unsigned(max(1, ceil_log2(n_classes)))
+        if storage == "logic":
+            # An address copy per 4 data bits. The digits split streamed from a copy per
+            # 8 bits on the ECP5-85F alone made 151.1 MHz (with a copy per 32 bits and 8-to-1
+            # stages, 115.9 MHz: the stages' selects were late), but in the board top the
+            # copies' routes to their LUTs were late.
+            self._sample_rom = LogicRom(self._packed() + [0], self.sample_bits,
+                                        copies=-(-self.sample_bits // 4),
+                                        init_addr=self.n_samples)
+            self._label_rom = LogicRom(labels, self.label_shape.width)
+            self.sample_latency = self._sample_rom.latency
+            self.label_latency = self._label_rom.latency
+        else:
+            self.sample_latency, self.label_latency = 1, 2    # the label's own register
+        self.overhead = self.sample_latency + self.label_latency
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1),
             "correct": Out(32), "total": Out(32), "cycles": Out(32),
@@ -77,20 +104,32 @@ class SelfTest(wiring.Component):
     def sample_bits(self):
         return self.n_inputs * self.act_bits
 
+    def _packed(self):
+        mask = (1 << self.act_bits) - 1
+        return [sum((v & mask) << (k * self.act_bits) for k, v in enumerate(row))
+                for row in self._samples]
+
     def elaborate(self, platform):
         m = Module()
         n = self.n_samples
-        mask = (1 << self.act_bits) - 1
-        packed = [sum((v & mask) << (k * self.act_bits) for k, v in enumerate(row))
-                  for row in self._samples]
-        m.submodules.sample_mem = sample_mem = Memory(
-            shape=unsigned(self.sample_bits), depth=n, init=packed)
-        # Block RAM even though it is small: as logic, yosys builds a read multiplexer N
-        # entries wide, many LUT levels deep on the path from ``seen``.
-        m.submodules.label_mem = label_mem = Memory(
-            shape=self.label_shape, depth=n, init=self._labels, attrs={"rom_style": "block"})
-        sample_rd = sample_mem.read_port()
-        label_rd = label_mem.read_port()
+        if self.storage == "logic":
+            m.submodules.sample_rom = sample_rd = self._sample_rom
+            m.submodules.label_rom = label_rom = self._label_rom
+            m.d.comb += label_rom.en.eq(1)
+            label_addr, label_data = label_rom.addr, label_rom.data
+        else:
+            m.submodules.sample_mem = sample_mem = Memory(
+                shape=unsigned(self.sample_bits), depth=n, init=self._packed())
+            # Block RAM even though it is small: as logic, yosys builds a read multiplexer N
+            # entries wide, many LUT levels deep on the path from ``seen``.
+            m.submodules.label_mem = label_mem = Memory(
+                shape=self.label_shape, depth=n, init=self._labels,
+                attrs={"rom_style": "block"})
+            sample_rd = sample_mem.read_port()
+            label_rd = label_mem.read_port()
+            label_addr = label_rd.addr
+            label_data = Signal.like(label_rd.data, reset_less=True)
+            m.d.sync += label_data.eq(label_rd.data)
 
         running = Signal()
         # Counters and addresses have no reset: ``start`` clears them, registered first (as
@@ -106,34 +145,37 @@ class SelfTest(wiring.Component):
         m.d.comb += [self.busy.eq(running), self.i.ready.eq(1), self.correct.eq(correct),
                      self.total.eq(total), self.cycles.eq(cycles)]
 
-        # The read port's output register is the stream's payload register: it only moves
-        # when the pipeline takes the sample on ``o`` (or when ``o`` is empty).
+        # The read's output register is the stream's payload register: the read (every
+        # stage of it) only moves when the pipeline takes the sample on ``o`` (or when ``o``
+        # is empty), and a valid flag moves along with each stage.
+        valid = [Signal(name=f"sample_valid{k}") for k in range(self.sample_latency)]
         m.d.comb += [
             sample_rd.en.eq(~self.o.valid | self.o.ready),
-            sample_rd.addr.eq(addr),
+            sample_rd.addr.eq(addr if not self.idle_zero else Mux(running & more, addr, n)),
             self.o.payload.eq(sample_rd.data),
+            self.o.valid.eq(valid[-1]),
         ]
         with m.If(sample_rd.en):
-            m.d.sync += self.o.valid.eq(running & more)
+            m.d.sync += [valid[0].eq(running & more),
+                         *(valid[k].eq(valid[k - 1]) for k in range(1, len(valid)))]
             with m.If(running & more):
                 m.d.sync += [addr.eq(addr + 1), more.eq(addr != n - 1)]
 
         # Results arrive in order, so result ``seen`` is compared with label ``seen``. A
-        # result is registered while its label is read, the label is registered as it
-        # leaves the memory, and the two are compared on the clock after: no path from the
-        # pipeline's output into the label memory's address, and none from the memory's
-        # output (5.6 ns on the ECP5's block RAM) through the comparison.
+        # result is delayed along while its label is read (``label_latency`` clocks: from
+        # block RAM its read and a register, so that the memory's output, 5.6 ns on the
+        # ECP5, does not go through the comparison), and the two are compared on the clock
+        # after: no path from the pipeline's output into the label memory's address.
         take = Signal()
-        r_take, r_last = Signal(), Signal()
-        q_take, q_last = Signal(), Signal()
-        r_cls, q_cls = (Signal.like(self.i.payload.cls, name=n, reset_less=True)
-                        for n in ("r_cls", "q_cls"))
-        q_label = Signal.like(label_rd.data, reset_less=True)
-        m.d.comb += [take.eq(running & self.i.valid), label_rd.addr.eq(seen)]
-        m.d.sync += [r_take.eq(take), r_last.eq(take & (seen == n - 1)),
-                     r_cls.eq(self.i.payload.cls),
-                     q_take.eq(r_take), q_last.eq(r_last), q_cls.eq(r_cls),
-                     q_label.eq(label_rd.data)]
+        m.d.comb += [take.eq(running & self.i.valid), label_addr.eq(seen)]
+        q_take, q_last = take, take & (seen == n - 1)
+        q_cls = self.i.payload.cls
+        for k in range(self.label_latency):
+            r_take, r_last = Signal(name=f"take{k}"), Signal(name=f"last{k}")
+            r_cls = Signal.like(self.i.payload.cls, name=f"cls{k}", reset_less=True)
+            m.d.sync += [r_take.eq(q_take), r_last.eq(q_last), r_cls.eq(q_cls)]
+            q_take, q_last, q_cls = r_take, r_last, r_cls
+        q_label = label_data
         with m.If(take):
             m.d.sync += seen.eq(seen + 1)
         with m.If(q_take):
@@ -150,6 +192,6 @@ class SelfTest(wiring.Component):
             m.d.sync += [
                 running.eq(1), self.done.eq(0), addr.eq(0), more.eq(1), seen.eq(0),
                 correct.eq(0), total.eq(0), cycles.eq(0),
-                self.o.valid.eq(0),
+                *(v.eq(0) for v in valid),
             ]
         return m

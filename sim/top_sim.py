@@ -149,10 +149,11 @@ class SimTransport(Transport):
 
 
 def simulated_board(model, *, divisor=4, register_every=0, fold=None, selftest=None,
-                    crossing=0, link_clock=False, **kwargs):
+                    crossing=0, link_clock=False, selftest_storage="block", **kwargs):
     """A :class:`SimTransport` to a fresh :class:`DeviceCore` for ``model``; with
     ``link_clock``, its host link runs on a clock of its own (as on the ECP5 boards)."""
     core = DeviceCore(model, divisor=divisor, register_every=register_every, fold=fold,
                       selftest=selftest, crossing=crossing,
-                      link_domain="link" if link_clock else None)
+                      link_domain="link" if link_clock else None,
+                      selftest_storage=selftest_storage)
     return SimTransport(core, **kwargs)

@@ -4,7 +4,8 @@ The pipeline's LUT/FF tally comes from its own elaboration (:meth:`Pipeline.esti
 LUT4 per adder bit); the board top around it (UART, frame codec, request handler, self-test
 control) adds a fixed overhead measured from small builds; block RAM is counted from the
 shapes a block can take, for the self-test split, the frame buffer and the weight ROMs of
-folded layers. A DSP is never needed: weights are constants or ROM words, multiplied by
+folded layers; a self-test split kept in logic (on the ECP5, :func:`selftest_storage`) counts
+as LUTs and flip-flops instead. A DSP is never needed: weights are constants or ROM words, multiplied by
 shift-adds.
 """
 
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 
 from .errors import ClockpropError
 
-__all__ = ["TOP_OVERHEAD", "ebr_blocks", "rom_ebr", "selftest_capacity", "FitReport", "estimate",
-           "check_fit"]
+__all__ = ["TOP_OVERHEAD", "ebr_blocks", "rom_ebr", "selftest_capacity", "logic_rom_cost",
+           "selftest_storage", "FitReport", "estimate", "check_fit"]
 
 # LUT4 / FF of the board top without the pipeline, from small iCE40 builds (boards/build.py):
 # UART rx+tx, FrameRx/FrameTx with CRC, the request FSM and the self-test counters.
@@ -21,6 +22,10 @@ TOP_OVERHEAD = {"lut": 700, "ff": 450}
 FRAME_BUFFER_BYTES = 64
 LIMIT = 1.0                 # refuse above this fraction of a resource
 WARN = 0.85                 # above this, placement may fail or fmax drop
+# On the ECP5 a self-test split is kept in logic (hw.rom.LogicRom) when that takes at most
+# this share of the device's LUTs: nextpnr gives a block RAM's data 5.5 to 5.8 ns after the
+# clock, and from block RAM the default digits top stopped at 134.9 MHz of its 150.
+LOGIC_ROM_SHARE = 0.15
 
 
 def ebr_blocks(depth, width, capacity):
@@ -39,6 +44,35 @@ def _selftest_ebr(model, n, capacity):
         return 0
     return (ebr_blocks(n, model.n_inputs * model.fmt.act_bits, capacity) +
             ebr_blocks(n, _label_bits(model), capacity))
+
+
+def logic_rom_cost(depth, width):
+    """LUT4 and flip-flops of a :class:`~clockprop.hw.rom.LogicRom` (an upper estimate): a
+    LUT and a flip-flop per bit of each 16-word bank, half as many LUTs again and a few
+    registers per bit for the multiplexers (the 450 x 256-bit digits split: 10,584 LUT4 and
+    8,133 FF built, 11,136 and 8,448 estimated)."""
+    if depth <= 0 or width <= 0:
+        return {"lut": 0, "ff": 0}
+    cells = -(-depth // 16) * width
+    return {"lut": cells + cells // 2, "ff": cells + 4 * width}
+
+
+def _selftest_logic(model, n):
+    samples = logic_rom_cost(n, model.n_inputs * model.fmt.act_bits)
+    labels = logic_rom_cost(n, _label_bits(model))
+    return {k: samples[k] + labels[k] for k in samples}
+
+
+def selftest_storage(model, family, capacity, n, *, register_every=0, fold=None):
+    """Where a board top keeps an ``n``-sample self-test split: ``"logic"`` on the ECP5 when
+    that takes at most :data:`LOGIC_ROM_SHARE` of the LUTs and leaves the whole top under
+    :data:`WARN` of them, else ``"block"`` (block RAM)."""
+    if family != "ecp5" or n <= 0:
+        return "block"
+    rom = _selftest_logic(model, n)["lut"]
+    rest = estimate(model, register_every=register_every, fold=fold)["lut"]
+    return ("logic" if rom <= LOGIC_ROM_SHARE * capacity.lut and
+            rest + rom <= WARN * capacity.lut else "block")
 
 
 def _frame_ebr(model, capacity):
@@ -104,8 +138,10 @@ def _pipeline_cost(model, register_every, fold):
     return _COSTS[key][1]
 
 
-def estimate(model, *, register_every=0, fold=None, selftest_samples=0, capacity=None):
-    """LUT4/FF/EBR/DSP that a board top for ``model`` needs (an estimate)."""
+def estimate(model, *, register_every=0, fold=None, selftest_samples=0, capacity=None,
+             selftest_storage="block"):
+    """LUT4/FF/EBR/DSP that a board top for ``model`` needs (an estimate), with its self-test
+    split in block RAM or (``selftest_storage="logic"``) in LUTs and flip-flops."""
     cost = _pipeline_cost(model, register_every, fold)
     # The frame's sample register, and the pipeline's input register unless the first layer
     # is folded (it holds its input itself).
@@ -114,9 +150,14 @@ def estimate(model, *, register_every=0, fold=None, selftest_samples=0, capacity
         sample_bits += model.n_inputs * model.fmt.act_bits
     need = {"lut": cost.lut + TOP_OVERHEAD["lut"],
             "ff": cost.ff + TOP_OVERHEAD["ff"] + sample_bits, "dsp": 0, "ebr": 0}
+    in_logic = selftest_storage == "logic"
+    if in_logic:
+        rom = _selftest_logic(model, selftest_samples)
+        need["lut"] += rom["lut"]
+        need["ff"] += rom["ff"]
     if capacity is not None:
         need["ebr"] = (_frame_ebr(model, capacity) + rom_ebr(model, fold, capacity) +
-                       _selftest_ebr(model, selftest_samples, capacity))
+                       (0 if in_logic else _selftest_ebr(model, selftest_samples, capacity)))
     return need
 
 
@@ -129,7 +170,10 @@ def check_fit(model, board, *, register_every=0, fold=None, selftest_samples=0, 
     from ..boards.registry import BOARDS
     cap = board.capacity
     need = estimate(model, register_every=register_every, fold=fold,
-                    selftest_samples=selftest_samples, capacity=cap)
+                    selftest_samples=selftest_samples, capacity=cap,
+                    selftest_storage=selftest_storage(
+                        model, board.family, cap, selftest_samples,
+                        register_every=register_every, fold=fold))
     avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr, "dsp": cap.dsp}
     report = FitReport(board.name, cap.device, need, avail)
     names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs", "dsp": "DSPs"}

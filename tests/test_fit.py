@@ -5,7 +5,8 @@ import pytest
 
 from clockprop.boards.registry import UP5K, ECP5_85F, get_board
 from clockprop.sw.errors import ClockpropError
-from clockprop.sw.fit import check_fit, ebr_blocks, estimate, rom_ebr, selftest_capacity
+from clockprop.sw.fit import (LOGIC_ROM_SHARE, check_fit, ebr_blocks, estimate, logic_rom_cost,
+                              rom_ebr, selftest_capacity, selftest_storage)
 
 from conftest import random_model
 from clockprop.sw.qformat import QFormat
@@ -36,6 +37,31 @@ def test_selftest_capacity_leaves_room(big):
     need = estimate(big, selftest_samples=n, capacity=UP5K)["ebr"]
     assert need <= UP5K.ebr
     assert selftest_capacity(big, ECP5_85F, 450) == 450
+
+
+def test_selftest_split_in_logic_only_on_the_ecp5_and_only_while_small(big, tiny):
+    # The digits split on the ECP5-85F: 450 x 256 bits, 29 banks of 16 words.
+    assert logic_rom_cost(450, 256) == {"lut": 29 * 256 * 3 // 2, "ff": 29 * 256 + 4 * 256}
+    assert selftest_storage(tiny, "ecp5", ECP5_85F, 450) == "logic"
+    assert selftest_storage(tiny, "ice40", UP5K, 20) == "block"
+    assert selftest_storage(tiny, "ecp5", ECP5_85F, 0) == "block"
+    # Past LOGIC_ROM_SHARE of the LUTs, or where the top would pass WARN, block RAM.
+    n = 450
+    while logic_rom_cost(n, 6 * 4)["lut"] <= LOGIC_ROM_SHARE * ECP5_85F.lut:
+        n += 16
+    assert selftest_storage(tiny, "ecp5", ECP5_85F, n) == "block"
+    assert estimate(big)["lut"] > 0.7 * ECP5_85F.lut
+    assert selftest_storage(big, "ecp5", ECP5_85F, 450) == "block"
+    block = estimate(tiny, selftest_samples=450, capacity=ECP5_85F)
+    logic = estimate(tiny, selftest_samples=450, capacity=ECP5_85F, selftest_storage="logic")
+    assert logic["ebr"] == block["ebr"] - ebr_blocks(450, 6 * 4, ECP5_85F) - \
+        ebr_blocks(450, 2, ECP5_85F)
+    assert logic["lut"] - block["lut"] == logic_rom_cost(450, 6 * 4)["lut"] + \
+        logic_rom_cost(450, 2)["lut"]
+    # check_fit counts the split where the board top will keep it.
+    assert check_fit(tiny, get_board("ulx3s"), selftest_samples=450).need == logic
+    assert check_fit(big, get_board("ulx3s"), selftest_samples=450).need == \
+        estimate(big, selftest_samples=450, capacity=ECP5_85F)
 
 
 def test_a_model_too_big_is_refused_with_a_clear_message(big):

@@ -25,19 +25,20 @@ def _split(rng, model, n):
     return a, y
 
 
+@pytest.mark.parametrize("storage", ["block", "logic"])
 @pytest.mark.parametrize("register_every", [0, 1])
-def test_selftest_core_counts_like_the_golden_model(register_every):
+def test_selftest_core_counts_like_the_golden_model(register_every, storage):
     rng = np.random.default_rng(3)
     model = random_model(rng, [7, 5, 4])
     a, y = _split(rng, model, 37)
     pipe = Pipeline(model, register_every=register_every)
     st = SelfTest(a, y, act_bits=model.fmt.act_bits, n_classes=model.n_classes,
-                  logit_shape=pipe.logit_shape)
+                  logit_shape=pipe.logit_shape, storage=storage)
     m = Module()
     m.submodules.pipe, m.submodules.st = pipe, st
     wiring.connect(m, st.o, pipe.i)
     wiring.connect(m, pipe.o, st.i)
-    seen = {}
+    seen, idle_payloads = {}, []
 
     async def tb(ctx):
         for run in range(2):                    # a second start clears the counters
@@ -46,6 +47,8 @@ def test_selftest_core_counts_like_the_golden_model(register_every):
             ctx.set(st.start, 0)
             while not ctx.get(st.done):
                 await ctx.tick()
+                if not ctx.get(st.o.valid) and ctx.get(st.o.payload.as_value()):
+                    idle_payloads.append(ctx.get(st.o.payload.as_value()))
             seen[run] = (ctx.get(st.correct), ctx.get(st.total), ctx.get(st.cycles))
 
     sim = Simulator(m)
@@ -55,7 +58,15 @@ def test_selftest_core_counts_like_the_golden_model(register_every):
     expected = int(np.sum(model.predict(a) == y))
     # One sample per clock: N samples take N clocks plus the pipeline latency, the sample
     # memory's read, the label's register and the comparison's.
-    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + 3)
+    # In logic, 37 samples make 3 banks of 16 and one 4-to-1 stage: address registers (7
+    # copies of the 28-bit samples' address behind 2, 1 for the labels), bank and mux
+    # registers.
+    assert st.overhead == (3 if storage == "block" else (2 + 1 + 1) + (1 + 1 + 1))
+    assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + st.overhead)
+    # From logic, no sample shows while none is offered (the board top ORs the sources).
+    assert st.idle_zero == (storage == "logic")
+    if st.idle_zero:
+        assert idle_payloads == []
 
 
 def test_selftest_rejects_bad_labels():
@@ -76,7 +87,8 @@ def small():
 # The board tops' forms: iCE40 (one clock), ECP5 (samples cross two registers into the
 # pipeline, the host link on a clock of its own; boards.top.CROSSING, LINK_CLOCK), and the
 # two apart.
-FORMS = {"ice40": dict(crossing=0), "ecp5": dict(crossing=2, link_clock=True),
+FORMS = {"ice40": dict(crossing=0),
+         "ecp5": dict(crossing=2, link_clock=True, selftest_storage="logic"),
          "crossing": dict(crossing=2), "link_clock": dict(crossing=0, link_clock=True)}
 
 
@@ -91,7 +103,8 @@ def test_simulated_top_through_the_host_api(small, form):
         np.testing.assert_array_equal(result.classes, model.predict(a[:4]))
         st = client.selftest()
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
-        assert st.cycles == len(a) + link.transport.core.latency + 3
+        assert st.cycles == (len(a) + link.transport.core.latency +
+                             link.transport.core.selftest.overhead)
         # The board stays usable after a self-test, and a second self-test waits for its own
         # end (not the first one's): the same count.
         np.testing.assert_array_equal(client.classify(a[4:6]).classes, model.predict(a[4:6]))
@@ -181,7 +194,8 @@ def test_folded_top_through_the_host_api(small, form):
         assert core.interval == 5
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
         # One sample every `interval` clocks, then the latency of the last one.
-        assert st.cycles == (len(a) - 1) * core.interval + core.latency + 4
+        assert st.cycles == ((len(a) - 1) * core.interval + core.latency + 1 +
+                             core.selftest.overhead)
 
 
 @pytest.mark.parametrize("ratio", [0.37, 1.0, 5.3])
@@ -195,4 +209,5 @@ def test_link_clock_at_any_ratio(small, ratio):
         np.testing.assert_array_equal(client.classify(a[:3]).logits, model.forward(a[:3]))
         st = client.selftest()
         assert (st.correct, st.total) == (int(np.sum(model.predict(a) == y)), len(a))
-        assert st.cycles == len(a) + link.transport.core.latency + 3
+        assert st.cycles == (len(a) + link.transport.core.latency +
+                             link.transport.core.selftest.overhead)

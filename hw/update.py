@@ -40,6 +40,19 @@ def result_layout(logit_width, n_classes):
     })
 
 
+def _times(value, k):
+    """``value * k`` for a constant ``k`` as shifted copies of ``value`` added: yosys maps a
+    constant product onto a DSP multiplier (64 MULT18X18D in the ECP5's single-layer digits
+    training top), away from the weights it feeds; shifted copies are a few LUTs beside them."""
+    terms = [value << b for b in range(abs(k).bit_length()) if abs(k) >> b & 1]
+    if not terms:
+        return Const(0, 1)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return -total if k < 0 else total
+
+
 def _lfsr_draw(state):
     """The LFSR state after 16 Galois steps (:meth:`Lfsr16.draw`), as comb logic."""
     bits = [state[b] for b in range(LFSR_BITS)]
@@ -112,7 +125,9 @@ class TrainableNet(wiring.Component):
     weights : ``Out(ArrayLayout(signed(weight_bits), n_weights))``
         Every weight, layer by layer, each ``V_l`` row-major with the bias column last
         (``np.concatenate([v.ravel() for v in trainer.v])``). A read-back path for a board
-        top (a serializer) and for the simulator.
+        top (a serializer) and for the simulator. The weight registers have no reset: they
+        start from ``trainer``'s weights (their initial values) and a reset of the domain
+        leaves them as trained.
     lfsr : ``Out(16)``
         The rounding LFSR's state.
     error : ``Out(1)``
@@ -178,7 +193,10 @@ class TrainableNet(wiring.Component):
         weights, flat = [], []
         for l, v in enumerate(tr.v):
             mask = tr.masks[l]
-            rows = [[Signal(signed(wb), name=f"w{l}_{j}_{i}", init=int(v[j, i]))
+            # no reset: trained weights outlive a reset of the domain (a PLL that relocks),
+            # and the reset net does not reach every weight flip-flop
+            rows = [[Signal(signed(wb), name=f"w{l}_{j}_{i}", init=int(v[j, i]),
+                            reset_less=True)
                      if mask[j, i] else None
                      for i in range(v.shape[1])] for j in range(v.shape[0])]
             weights.append(rows)
@@ -405,7 +423,7 @@ class TrainableNet(wiring.Component):
                         r = Cat(*r) if r else Const(0, 1)
                     else:
                         r = Const(cfg.r_const(l, s), max(1, ks + 1))
-                    per_lr.append([(ahat * d + r) >> ks for d in range(-emax, emax + 1)])
+                    per_lr.append([(_times(ahat, d) + r) >> ks for d in range(-emax, emax + 1)])
                     # a constant multiple of ahat plus r per non-zero delta value (with |u|
                     # <= 1 only the carry out of ``|d| ahat + r`` matters: a comparator)
                     cost.lut += 2 * emax * ((ks + 1) if step else (ab + 2 + ks))

@@ -48,7 +48,7 @@ def unpack_weights(word, trainer, weight_bits):
 
 
 def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, fold=1,
-                      vcd=None, progress=None):
+                      stall=0.0, stall_seed=0, vcd=None, progress=None):
     """Stream samples ``a`` [N, n_in] with ``labels`` [N] through a :class:`TrainableNet`.
 
     A new sample is offered every clock and the result is always taken, so the unit runs at
@@ -57,7 +57,9 @@ def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, fol
     ``train=False`` runs inference only. ``lr`` (one per sample, or one for all) is each
     sample's extra learning-rate shift (config ``anneal``; see :func:`sw.inttrain.lr_schedule`).
     Labels are sent as given (a label ``>= n_classes`` sets the gateware's ``error`` flag);
-    they must fit the label field.
+    they must fit the label field. ``stall`` in [0, 1) holds a result back (``o.ready``
+    low) with that probability each clock (seeded by ``stall_seed``): the weights must not
+    move until it is taken.
     """
     a = np.asarray(a, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -86,23 +88,27 @@ def simulate_training(trainer, a, labels, *, lr=0, train=True, serial=False, fol
     n = len(words)
     raw, state = [], {}
 
+    rng = np.random.default_rng(stall_seed)
+
     async def testbench(ctx):
         taken = cycle = 0
-        ctx.set(dut.o.ready, 1)
         while len(raw) < n:
             offer = taken < n
+            ready = not (stall and rng.random() < stall)
             ctx.set(dut.i.valid, offer)
+            ctx.set(dut.o.ready, ready)
             if offer:
                 ctx.set(dut.i.payload.as_value(), words[taken])
             _, _, i_ready, o_valid, o_raw = await ctx.tick().sample(
                 dut.i.ready, dut.o.valid, dut.o.payload.as_value())
             if offer and i_ready:
                 taken += 1
-            if o_valid:
+            if o_valid and ready:
                 raw.append(o_raw)
                 if progress and len(raw) % 100 == 0:
                     progress(len(raw), n)
             cycle += 1
+        ctx.set(dut.o.ready, 1)
         await ctx.tick()
         state["weights"] = ctx.get(dut.weights.as_value())
         state["lfsr"] = ctx.get(dut.lfsr)

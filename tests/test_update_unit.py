@@ -11,9 +11,9 @@ from clockprop.sw.errors import ClockpropError
 from clockprop.sw.inttrain import IntTrainConfig, IntTrainer
 
 
-def _run(cfg, n_in, n_classes, x, y, train=True, serial=False):
+def _run(cfg, n_in, n_classes, x, y, train=True, serial=False, **kwargs):
     host = IntTrainer(cfg, n_in, n_classes)
-    result = simulate_training(copy.deepcopy(host), x, y, train=train, serial=serial)
+    result = simulate_training(copy.deepcopy(host), x, y, train=train, serial=serial, **kwargs)
     predicted = host.train_steps(x, y) if train else host.predict(x)
     np.testing.assert_array_equal(result.predicted, predicted)
     check_weights(host, result)
@@ -29,6 +29,22 @@ def test_random_net_many_steps(rounding):
     x, y = rng.integers(0, 16, (1000, 5)), rng.integers(0, 3, 1000)
     host, result = _run(cfg, 5, 3, x, y)
     assert result.cycles <= 1000 * 5 + 5       # one sample every L + ceil(log2 C) + 1 clocks
+    assert any(np.any(v != 0) for v in host.v)
+
+
+@pytest.mark.parametrize("e_max, fold", [(1, 1), (3, 1), (1, 2)])
+def test_results_held_back(e_max, fold):
+    """Results held back at random (``o.ready`` low): the weights move only in the clock a
+    result is taken, with the up/down-counter form (``e_max`` 1), the general one, and the
+    bit-serial folded forward pass."""
+    rng = np.random.default_rng(9)
+    cfg = IntTrainConfig(hidden=(5,), weight_bits=6, frac=(3, 3), shift=(5, 6), e_shift=3,
+                         e_max=e_max, rounding="lfsr", seed=2)
+    x, y = rng.integers(0, 16, (300, 19)), rng.integers(0, 3, 300)
+    serial = fold > 1
+    host, result = _run(cfg, 19, 3, x, y, serial=serial, fold=fold, stall=0.5)
+    _, free = _run(cfg, 19, 3, x, y, serial=serial, fold=fold)
+    assert result.cycles > free.cycles + 100            # results were held back
     assert any(np.any(v != 0) for v in host.v)
 
 

@@ -180,3 +180,22 @@ def test_up5k_training_top_builds(tmp_path):
         report["clocks_per_sample"]
     assert (tmp_path / "top.bin").stat().st_size > 0
     assert "clocks per sample" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_ecp5_training_top_builds_with_the_spreading_placer(tmp_path):
+    """The same small training top on the ULX3S, placed by nextpnr's electrostatic placer."""
+    from clockprop.boards.build import build_train, check_toolchain
+    try:
+        check_toolchain("ecp5")
+    except ClockpropError as e:
+        pytest.skip(str(e))
+    cfg = IntTrainConfig(hidden=(3,), weight_bits=6, frac=(3, 3), shift=(4, 4), e_shift=4,
+                         e_max=1, gate_margin=2)
+    report = build_train(IntTrainer(cfg, 5, 3), "ulx3s",
+                         stored=_data(np.random.default_rng(4), 16), out_dir=tmp_path)
+    assert "--placer static" in (tmp_path / "build_top.sh").read_text()
+    res = report["resources"]
+    assert report["timing_met"] and 0 < res["lut"]["used"] <= res["lut"]["available"]
+    assert (tmp_path / "top.bit").stat().st_size > 0

@@ -45,11 +45,7 @@ def _times(value, k):
     constant product onto a DSP multiplier (64 MULT18X18D in the ECP5's single-layer digits
     training top), away from the weights it feeds; shifted copies are a few LUTs beside them."""
     terms = [value << b for b in range(abs(k).bit_length()) if abs(k) >> b & 1]
-    if not terms:
-        return Const(0, 1)
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
+    total = sum(terms[1:], terms[0]) if terms else Const(0, 1)
     return -total if k < 0 else total
 
 

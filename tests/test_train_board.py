@@ -190,9 +190,11 @@ def test_up5k_training_top_builds(tmp_path):
 @pytest.mark.synth
 @pytest.mark.slow
 def test_ecp5_training_top_builds_with_the_spreading_placer(tmp_path):
-    """The same small training top on the ULX3S, placed by nextpnr's electrostatic placer."""
+    """The same small training top on the ULX3S, placed by nextpnr's electrostatic placer,
+    its sums on carry chains."""
     report = _build_small_training_top("ulx3s", "ecp5", tmp_path)
     assert "--placer static" in (tmp_path / "build_top.sh").read_text()
+    assert "maccmap -unmap" in (tmp_path / "top.ys").read_text()
     res = report["resources"]
     assert report["timing_met"] and 0 < res["lut"]["used"] <= res["lut"]["available"]
     assert (tmp_path / "top.bit").stat().st_size > 0

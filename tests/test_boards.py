@@ -284,10 +284,12 @@ def test_register_every_comes_from_the_option_the_config_then_the_board():
 
 
 @pytest.mark.synth
-def test_carry_sums_map_a_one_clock_adder_tree_onto_carry_chains(tmp_path):
+@pytest.mark.parametrize("family", ["ecp5", "ice40"])
+def test_carry_sums_map_a_one_clock_adder_tree_onto_carry_chains(family, tmp_path):
     # A balanced sum of 12 terms in one clock (hw.arith.AdderTree, as in a training net's
     # row): yosys merges it into one $macc, built from full adders in LUTs; with CARRY_SUMS it
-    # is 11 carry-chain adders and no LUT.
+    # is 11 carry-chain adders (on the ECP5 without a single LUT; an iCE40 carry needs its
+    # LUT beside it).
     from amaranth.back import rtlil
     from amaranth.hdl import Module, signed
     from amaranth.lib import data, wiring
@@ -311,14 +313,19 @@ def test_carry_sums_map_a_one_clock_adder_tree_onto_carry_chains(tmp_path):
     (tmp_path / "s.il").write_text(rtlil.convert(Sum(), name="top"))
     cells = []
     for carry_sums in (False, True):
-        o = synth_overrides("ecp5", abc9=True, carry_sums=carry_sums)
-        script = (f"read_rtlil s.il; synth_ecp5 {o['synth_opts']} -top top; "
-                  f"{o['script_after_synth']}; select top; write_json -selected {carry_sums}.json")
+        o = synth_overrides(family, abc9=True, carry_sums=carry_sums)
+        script = (f"read_rtlil s.il; synth_{family} {o.get('synth_opts', '')} -top top; "
+                  f"{o.get('script_after_synth', '')}; select top; "
+                  f"write_json -selected {carry_sums}.json")
         subprocess.run([str(yosys), "-q", "-p", script.replace("\n", "; ")], cwd=tmp_path,
                        capture_output=True, text=True, check=True)
         netlist = json.loads((tmp_path / f"{carry_sums}.json").read_text())
         types = [c["type"] for c in netlist["modules"]["top"]["cells"].values()]
         cells.append({t: types.count(t) for t in set(types)})
     merged, chains = cells
-    assert merged.get("LUT4", 0) > 100 and "LUT4" not in chains
-    assert chains["CCU2C"] >= 11 * 3                    # 11 adders of at least 6 bits
+    if family == "ecp5":
+        assert merged.get("LUT4", 0) > 100 and "LUT4" not in chains
+        assert chains["CCU2C"] >= 11 * 3                    # 11 adders of at least 6 bits
+    else:
+        assert chains["SB_CARRY"] >= 11 * 5 > merged.get("SB_CARRY", 0)
+        assert chains["SB_LUT4"] < merged["SB_LUT4"]

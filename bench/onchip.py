@@ -221,7 +221,8 @@ def synth_ecp5(cfg, data, stored_n, timeout):
     tops' default clock (what ``train-onchip --bitstream`` builds), in
     ``build/onchip/ulx3s_h<hidden>`` (kept: the bitstream, and the logs of a place and route
     that does not finish)."""
-    _log(f"synthesis: digits training top, {cfg.hidden} hidden (ulx3s, timeout {timeout:.0f} s)")
+    _log(f"synthesis: digits training top {[64, *cfg.hidden, 10]} (ulx3s, timeout "
+         f"{timeout:.0f} s)")
     result = synth("ulx3s", cfg, data, ONCHIP_FOLD, stored_n,
                    Path(f"build/onchip/ulx3s_h{cfg.hidden[0] if cfg.hidden else 0}"), timeout)
     _log(f"  {result}")

@@ -85,7 +85,7 @@ schedule, one sample after the other, with no batching.
 """
 
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 

@@ -455,27 +455,27 @@ def markdown(out):
     if dg.get("synth"):
         lines.append(f"| digits default: yosys + nextpnr-ecp5 (ULX3S) | {_synth(dg['synth'])} |")
     lines.append(f"| digits default: training throughput | {_throughput(dg['throughput'])} |")
-    e5 = out["ecp5"]
-    e = e5["config"]
-    lines.append(f"| ECP5 default (`ONCHIP_ECP5`: 64 -> 10, forward uses V >> {e['drop'][0]}, "
-                 f"e_shift {e['e_shift']}), seeds | test {_seeds(e5)} |")
-    lines.append(f"| ECP5 default: training top estimate ({e5['estimate']['stored_samples']} "
-                 f"samples stored) | {_estimate(e5['estimate'], 'ECP5-85F')} |")
-    if e5.get("synth"):
-        lines.append(f"| ECP5 default: yosys + nextpnr-ecp5 (ULX3S) | {_synth(e5['synth'])} |")
-    lines.append(f"| ECP5 default: training throughput | {_throughput(e5['throughput'])} |")
-    u = up["config"]
-    lines.append(f"| UP5K config (`ONCHIP_UP5K`: one layer, fan_in {u['fan_in'][0]}, "
-                 f"weight_bits {u['weight_bits']}), seeds | test {_seeds(up)} |")
-    lines.append(f"| UP5K config: training top estimate ({up['estimate']['stored_samples']} "
-                 f"samples stored) | {_estimate(up['estimate'], 'UP5K')} |")
-    if up.get("synth"):
-        lines.append(f"| UP5K config: yosys + nextpnr-ice40 (iCEBreaker) | "
-                     f"{_synth(up['synth'])} |")
-    lines.append(f"| UP5K config: training throughput | {_throughput(up['throughput'])} |")
+    e, u = out["ecp5"]["config"], up["config"]
+    lines += _board_rows("ECP5 default", out["ecp5"], f"`ONCHIP_ECP5`: 64 -> 10, forward uses "
+                         f"V >> {e['drop'][0]}, e_shift {e['e_shift']}", "ECP5-85F",
+                         "yosys + nextpnr-ecp5 (ULX3S)")
+    lines += _board_rows("UP5K config", up, f"`ONCHIP_UP5K`: one layer, fan_in "
+                         f"{u['fan_in'][0]}, weight_bits {u['weight_bits']}", "UP5K",
+                         "yosys + nextpnr-ice40 (iCEBreaker)")
     lines += ["", "![learning curves](onchip.png)", "",
               f"Total {out['seconds']} s."]
     return "\n".join(lines)
+
+
+def _board_rows(label, run, about, device, tools):
+    """A board config's rows: accuracy over the seeds, the training top's estimate, its
+    build (if one ran) and its training throughput."""
+    rows = [f"| {label} ({about}), seeds | test {_seeds(run)} |",
+            f"| {label}: training top estimate ({run['estimate']['stored_samples']} samples "
+            f"stored) | {_estimate(run['estimate'], device)} |"]
+    if run.get("synth"):
+        rows.append(f"| {label}: {tools} | {_synth(run['synth'])} |")
+    return rows + [f"| {label}: training throughput | {_throughput(run['throughput'])} |"]
 
 
 def _synth(s):

@@ -14,7 +14,8 @@
    training sequence through :class:`hw.update.TrainableNet` (bit-serial, fold 2) in the
    simulator, the weights read back at ``--points`` moments and compared with the integer
    trainer's: the test accuracy of the read-back weights next to the software curve
-   (``onchip.png``).
+   (``onchip.png``); for the digits default and for the ECP5 default (which also runs with
+   ``rival`` off, every class's error, for comparison).
 4. Resources: the training board top's estimate (unit, weight read-back, link; block RAM for
    the stored split) against ECP5-85F and, for :data:`sw.inttrain.ONCHIP_UP5K`, against the
    UP5K; with ``--synth`` the UP5K training top is built with yosys + nextpnr
@@ -57,6 +58,7 @@ RANDOM_NETS = {
     "ed": IntTrainConfig(rule="ed", hidden=(2,), weight_bits=6, drop=(0, 1), frac=(2, 3),
                          shift=(4, 6), e_shift=2, e_max=3, gate_margin=2, seed=3),
 }
+RANDOM_NETS["csb, rival"] = dataclasses.replace(RANDOM_NETS["csb"], rival=True)
 COMPARE = {
     "csb, no gate margin": dict(gate_margin=0),
     "csb, random signs": dict(signs="random"),
@@ -257,12 +259,19 @@ def plot(out, path):
     ax0.plot(steps, [100 * sw[k] for k in steps], "-", label="integer trainer (software)")
     ax0.plot([p["step"] for p in g], [100 * p["chip_test_acc"] for p in g], "o",
              label="gateware, weights read back")
+    g5 = out["ecp5"]["gateware"]["curve"]
+    ax0.plot([p["step"] for p in g5], [100 * p["host_test_acc"] for p in g5], "-",
+             label="ECP5 default: integer trainer")
+    ax0.plot([p["step"] for p in g5], [100 * p["chip_test_acc"] for p in g5], "s",
+             label="ECP5 default: gateware")
     ax0.set_title(f"first {out['gateware']['steps']} samples, seed 0: the two coincide")
     ax0.set_xlabel("training samples")
     ax0.set_ylabel("test accuracy (%)")
     ax0.legend()
     for name, run in [("default (csb, 30 alternate)", out["digits"])] + \
-            [(k, v) for k, v in out["compare"].items()]:
+            [(k, v) for k, v in out["compare"].items()] + \
+            [("ECP5 default (64 -> 10, rival)", out["ecp5"]),
+             ("ECP5 default, rival off", out["ecp5"]["rival_off"])]:
         c = run["curve_seed0"]
         ax1.plot([p["step"] for p in c], [100 * p["test_acc"] for p in c], label=name)
     ax1.axhline(95, color="grey", lw=0.5, ls="--")
@@ -324,6 +333,8 @@ def main():
                                   ONCHIP_FOLD)
         out = {**json.loads((d / "onchip.json").read_text()),     # as it is now
                "random_nets": random_nets, "gateware": gateware}
+        out["ecp5"]["gateware"] = gateware_curve(ONCHIP_ECP5, data, args.digits_steps,
+                                                 args.points, ONCHIP_FOLD)
         plot(out, d / "onchip.png")
         (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
         (d / "onchip.md").write_text(markdown(out) + "\n")
@@ -363,12 +374,18 @@ def main():
         _log(f"{name}: {[round(100 * r['test_acc'], 2) for r in out['compare'][name]['seeds']]}")
     e5 = out["ecp5"] = seeds_run(ONCHIP_ECP5, data, args.seeds)
     _log(f"ECP5 default: {[round(100 * r['test_acc'], 2) for r in e5['seeds']]}")
+    e5["rival_off"] = seeds_run(dataclasses.replace(ONCHIP_ECP5, rival=False), data,
+                                args.seeds)
+    _log(f"ECP5 default, rival off: "
+         f"{[round(100 * r['test_acc'], 2) for r in e5['rival_off']['seeds']]}")
     up = out["up5k"] = seeds_run(ONCHIP_UP5K, data, args.seeds)
     n_stored = estimates(out, data)
 
     _log("gateware learning curve (pysim)")
     out["gateware"] = gateware_curve(ONCHIP_DIGITS, data, args.digits_steps, args.points,
                                      ONCHIP_FOLD)
+    e5["gateware"] = gateware_curve(ONCHIP_ECP5, data, args.digits_steps, args.points,
+                                    ONCHIP_FOLD)
 
     with tempfile.TemporaryDirectory() as work:
         if args.synth:
@@ -429,7 +446,8 @@ def markdown(out):
         "The integer trainer is bit-exact with the gateware (checked below), so its accuracy "
         "is the on-chip accuracy. The 30-hidden default's training top does not fit the "
         "ECP5-85F, and the 20-hidden one does not route there: the ECP5 boards' default "
-        "(`sw.inttrain.ONCHIP_ECP5`) is one dense layer.", "",
+        "(`sw.inttrain.ONCHIP_ECP5`) is one dense layer that learns from the errors of the "
+        "label and its rival (the strongest other class) only.", "",
         "| check | result |", "|---|---|"]
     for r in out["random_nets"]:
         lines.append(f"| random net {r['rule']} {r['shape']}, {r['form']}, {r['steps']} steps "
@@ -456,9 +474,19 @@ def markdown(out):
         lines.append(f"| digits default: yosys + nextpnr-ecp5 (ULX3S) | {_synth(dg['synth'])} |")
     lines.append(f"| digits default: training throughput | {_throughput(dg['throughput'])} |")
     e, u = out["ecp5"]["config"], up["config"]
-    lines += _board_rows("ECP5 default", out["ecp5"], f"`ONCHIP_ECP5`: 64 -> 10, forward uses "
-                         f"V >> {e['drop'][0]}, e_shift {e['e_shift']}", "ECP5-85F",
-                         "yosys + nextpnr-ecp5 (ULX3S)")
+    e5, g5 = out["ecp5"], out["ecp5"]["gateware"]
+    lines += _board_rows("ECP5 default", e5, f"`ONCHIP_ECP5`: 64 -> 10, weight_bits "
+                         f"{e['weight_bits']}, forward uses V >> {e['drop'][0]}, frac "
+                         f"{e['frac'][0]}, e_shift {e['e_shift']}, shift {e['shift'][0]}, "
+                         f"{e['epochs']} epochs, anneal {e['anneal']}, rival "
+                         f"{e['rival']}", "ECP5-85F", "yosys + nextpnr-ecp5 (ULX3S)")
+    lines += [f"| ECP5 default, rival off (every class's error), seeds | test "
+              f"{_seeds(e5['rival_off'])} |",
+              f"| ECP5 default in the gateware, first {g5['steps']} samples of seed 0 (pysim, "
+              f"fold {g5['fold']}) | every weight equal at {len(g5['curve']) - 1} read-backs: "
+              f"{g5['weights_equal']}; test accuracy "
+              f"{', '.join(_pct(p['chip_test_acc']) for p in g5['curve'][1:])} = the "
+              f"software's ({g5['sim_clocks_per_s']} clocks/s simulated) |"]
     lines += _board_rows("UP5K config", up, f"`ONCHIP_UP5K`: one layer, fan_in "
                          f"{u['fan_in'][0]}, weight_bits {u['weight_bits']}", "UP5K",
                          "yosys + nextpnr-ice40 (iCEBreaker)")
@@ -470,7 +498,8 @@ def markdown(out):
 def _board_rows(label, run, about, device, tools):
     """A board config's rows: accuracy over the seeds, the training top's estimate, its
     build (if one ran) and its training throughput."""
-    rows = [f"| {label} ({about}), seeds | test {_seeds(run)} |",
+    rows = [f"| {label} ({about}), seeds | test {_seeds(run)}; all >= 95%: "
+            f"{run['all_at_least_95']} |",
             f"| {label}: training top estimate ({run['estimate']['stored_samples']} samples "
             f"stored) | {_estimate(run['estimate'], device)} |"]
     if run.get("synth"):

@@ -175,6 +175,30 @@ class TrainableNet(wiring.Component):
         Fragment.get(self, None)
         return self.cost
 
+    def _argmax(self, m, values, cls_shape, name):
+        """The index of the first maximum of ``values`` (as ``np.argmax``): a comparator tree
+        with a register after every level, ``self.levels`` clocks."""
+        width = max(len(v) for v in values)
+        nodes = [(v, Const(c, cls_shape)) for c, v in enumerate(values)]
+        level = 0
+        while len(nodes) > 1:
+            paired = []
+            for k in range(0, len(nodes), 2):
+                v = Signal(signed(width), name=f"{name}best{level}_{k // 2}")
+                i = Signal(cls_shape, name=f"{name}cls{level}_{k // 2}")
+                if k + 1 < len(nodes):
+                    (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
+                    better = vb > va                # ties keep the lower class
+                    m.d.sync += [v.eq(Mux(better, vb, va)), i.eq(Mux(better, ib, ia))]
+                    self.cost.lut += 2 * width + len(ia)
+                else:                               # an odd one out waits a clock
+                    m.d.sync += [v.eq(nodes[k][0]), i.eq(nodes[k][1])]
+                self.cost.ff += width + len(i)
+                paired.append((v, i))
+            nodes = paired
+            level += 1
+        return nodes[0][1]
+
     def elaborate(self, platform):
         m = Module()
         self.cost = cost = Cost()
@@ -330,30 +354,15 @@ class TrainableNet(wiring.Component):
         # with a register after every level, so neither it nor the error is on the path
         # into the update ------------------------------------------------------------------
         cls_shape = self.o.payload.cls.shape()
-        nodes = [(logits[c], Const(c, cls_shape)) for c in range(C)]
-        level = 0
-        while len(nodes) > 1:
-            paired = []
-            for k in range(0, len(nodes) - 1, 2):
-                (va, ia), (vb, ib) = nodes[k], nodes[k + 1]
-                better = vb > va                    # ties keep the lower class
-                v = Signal(signed(self.logit_width), name=f"best{level}_{k // 2}")
-                i = Signal(cls_shape, name=f"cls{level}_{k // 2}")
-                m.d.sync += [v.eq(Mux(better, vb, va)), i.eq(Mux(better, ib, ia))]
-                cost.lut += 2 * self.logit_width + len(ia)
-                cost.ff += self.logit_width + len(ia)
-                paired.append((v, i))
-            if len(nodes) % 2:                      # an odd one out waits a clock
-                v = Signal(signed(self.logit_width), name=f"best{level}_{len(nodes) // 2}")
-                i = Signal(cls_shape, name=f"cls{level}_{len(nodes) // 2}")
-                m.d.sync += [v.eq(nodes[-1][0]), i.eq(nodes[-1][1])]
-                cost.ff += self.logit_width + len(i)
-                paired.append((v, i))
-            nodes = paired
-            level += 1
+        cls = self._argmax(m, [logits[c] for c in range(C)], cls_shape, "")
+        if cfg.rival:
+            # the label's rival: the same tree beside it, the label's logit below every logit
+            floor = -(1 << self.logit_width)
+            rival = self._argmax(m, [Mux(label == c, floor, logits[c]) for c in range(C)],
+                                 cls_shape, "rival_")
         # one tree level a clock, every clock: the class is right from clock L Q + levels
         # (the logits hold still from L Q + 1 until the next sample's last layer)
-        m.d.comb += [self.o.payload.logits.eq(logits), self.o.payload.cls.eq(nodes[0][1])]
+        m.d.comb += [self.o.payload.logits.eq(logits), self.o.payload.cls.eq(cls)]
         settle = phase == L * Q + 1                 # logits are in: register the error
 
         # -- error and deltas ------------------------------------------------------------
@@ -369,6 +378,12 @@ class TrainableNet(wiring.Component):
                 m.d.sync += e.eq(Mux(q > emax, emax, Mux(q < -emax, -emax, q)))
             cost.lut += 2 * self.logit_width + len(e)
             cost.ff += len(e)
+            if cfg.rival:
+                # only the label's and the rival's errors (the rival is in at the update)
+                kept = Signal(e_shape, name=f"ek{c}")
+                m.d.comb += kept.eq(Mux((label == c) | (rival == c), e, 0))
+                cost.lut += len(e)
+                e = kept
             err.append(e)
         deltas = []
         for l in range(L - 1):

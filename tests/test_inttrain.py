@@ -1,5 +1,7 @@
 """The integer trainer: its exact rule, its config checks, and that it learns."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,20 @@ def test_gate_margin_is_the_documented_gate():
     assert ((q <= 0) & gates[0]).any() and ((q >= 15) & gates[0]).any()
 
 
+def test_rival_keeps_the_label_and_the_strongest_other_class():
+    """``rival``: only the label's and its rival's errors survive; the rival is the first
+    maximum of the other classes, even when it ties with the label or all are equal."""
+    cfg = IntTrainConfig(hidden=(), frac=2, e_shift=0, e_max=3, rival=True)
+    tr = IntTrainer(cfg, 4, 4)
+    plain = IntTrainer(dataclasses.replace(cfg, rival=False), 4, 4)
+    logits = np.array([[5, 9, 9, 1], [7, 7, 7, 7], [-3, -8, -3, 70], [0, 0, 0, 0]])
+    labels = np.array([1, 0, 3, 2])
+    full = plain.error(logits, labels)
+    keep = np.array([[0, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 1], [1, 0, 1, 0]], dtype=bool)
+    np.testing.assert_array_equal(tr.error(logits, labels), np.where(keep, full, 0))
+    assert (full[~keep] != 0).any()             # the mask is what zeroed them
+
+
 def test_alternate_signs_and_onchip_configs():
     from clockprop.sw.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
                                        onchip_config, onchip_fold)
@@ -221,6 +237,7 @@ def test_digits_learns():
     ({"fan_in": -1}, "fan_in"),
     ({"gate_margin": -1}, "gate_margin"),
     ({"signs": "balanced"}, "signs"),
+    ({"rival": 1}, "rival must be true or false"),
     ({"rule": "dfa"}, "csb, ed"),
 ])
 def test_bad_config(kwargs, match):

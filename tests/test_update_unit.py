@@ -48,6 +48,19 @@ def test_results_held_back(e_max, fold):
     assert any(np.any(v != 0) for v in host.v)
 
 
+@pytest.mark.parametrize("hidden, e_max, serial", [((), 1, True), ((4,), 3, False),
+                                                   ((4,), 1, True)])
+def test_rival_error(hidden, e_max, serial):
+    """``rival``: only the label's and its rival's errors move weights; five classes (an odd
+    one out in the comparator trees) and small logits, so ties are common."""
+    rng = np.random.default_rng(21)
+    cfg = IntTrainConfig(hidden=hidden, weight_bits=6, frac=2, shift=5, e_shift=2,
+                         e_max=e_max, rival=True, seed=3)
+    x, y = rng.integers(0, 16, (400, 6)), rng.integers(0, 5, 400)
+    host, _ = _run(cfg, 6, 5, x, y, serial=serial)
+    assert any(np.any(v != 0) for v in host.v)
+
+
 def test_saturation_edges():
     """3-bit weights (W = 3) and a big error: the clamps are hit all the time."""
     rng = np.random.default_rng(6)

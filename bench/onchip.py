@@ -316,10 +316,10 @@ def main():
     n = len(data.x_train)
     d = Path(args.out)
     if args.plot_only:
-        plot(json.loads((d / "onchip.json").read_text()), d / "onchip.png")
+        plot(_report(d), d / "onchip.png")
         return
     if args.estimates_only:
-        out = json.loads((d / "onchip.json").read_text())
+        out = _report(d)
         estimates(out, data)
         for run in [out["digits"], out["ecp5"], out["up5k"]] + list(out["compare"].values()):
             if "estimate" in run and "cpu_samples_per_s" in run:
@@ -331,7 +331,7 @@ def main():
         random_nets = random_net_checks(args.random_steps)
         gateware = gateware_curve(ONCHIP_DIGITS, data, args.digits_steps, args.points,
                                   ONCHIP_FOLD)
-        out = {**json.loads((d / "onchip.json").read_text()),     # as it is now
+        out = {**_report(d),                                      # as it is now
                "random_nets": random_nets, "gateware": gateware}
         out["ecp5"]["gateware"] = gateware_curve(ONCHIP_ECP5, data, args.digits_steps,
                                                  args.points, ONCHIP_FOLD)
@@ -345,10 +345,7 @@ def main():
             cfg = dataclasses.replace(ONCHIP_DIGITS, hidden=(args.ecp5_hidden,))
         n_ecp5 = stored_capacity(cfg, 64, 10, get_board("ulx3s"), n)
         result = synth_ecp5(cfg, data, n_ecp5, args.synth_timeout)
-        out = json.loads((d / "onchip.json").read_text())     # as it is now, hours later
-        if not args.ecp5_hidden and "ecp5" not in out:      # a report from before ONCHIP_ECP5
-            out["ecp5"] = seeds_run(ONCHIP_ECP5, data, args.seeds)
-            estimates(out, data)
+        out = _report(d)                                    # as it is now, hours later
         run = (out["compare"].setdefault(f"csb, {args.ecp5_hidden} hidden", {})
                if args.ecp5_hidden else out["ecp5"])
         run["synth"] = result
@@ -405,6 +402,20 @@ def main():
     (d / "onchip.json").write_text(json.dumps(out, indent=1) + "\n")
     (d / "onchip.md").write_text(markdown(out) + "\n")
     _log(f"done in {out['seconds']} s -> {d}/onchip.json, onchip.md, onchip.png")
+
+
+def _report(d):
+    """The existing ``onchip.json`` that a partial run (``--*-only``) adds to; exits with a
+    message when there is none, or it is from before the ECP5 default's rows."""
+    path = d / "onchip.json"
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        sys.exit(f"bench/onchip.py: cannot read {path} ({e}); run the full benchmark first")
+    if not {"rival_off", "gateware"} <= set(out.get("ecp5", {})):
+        sys.exit(f"bench/onchip.py: {path} is from an older version of this benchmark (no "
+                 f"ECP5 default rows); run the full benchmark first")
+    return out
 
 
 def _pct(x):

@@ -273,11 +273,11 @@ def plot(out, path):
             [("ECP5 default (64 -> 10, rival)", out["ecp5"]),
              ("ECP5 default, rival off", out["ecp5"]["rival_off"])]:
         c = run["curve_seed0"]
-        ax1.plot([p["step"] for p in c], [100 * p["test_acc"] for p in c], label=name)
+        ax1.plot([p["step"] / 1000 for p in c], [100 * p["test_acc"] for p in c], label=name)
     ax1.axhline(95, color="grey", lw=0.5, ls="--")
     ax1.set_ylim(80, 100)
     ax1.set_title("whole training, seed 0 (integer trainer = gateware)")
-    ax1.set_xlabel("training samples")
+    ax1.set_xlabel("training samples (thousands)")
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -87,6 +87,11 @@ class TrainableNet(wiring.Component):
     group's weights, gated by the bit), so the adder tree has ``1/G`` of the leaves; the bias
     is added in the plane's first clock. The same integer sum again.
 
+    Error: registered in clock ``L Q + 1``; with config ``rival`` a second comparator tree of
+    the same depth, beside the class's, finds the label's rival (the label's logit forced
+    below every logit), and in the update clock only the label's and the rival's errors are
+    kept: the same schedule.
+
     Update: per layer, when every update is -1, 0 or +1 (``e_max * A <= 2**shift``;
     ``self.step_form``), each weight is an up/down counter with a stop at either clamp bound
     (an increment/decrement, two constant compares, an enable); otherwise the general form

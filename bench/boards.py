@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clockprop.sw.cli import main as cli                    # noqa: E402
-from clockprop.sw.errors import ClockpropError              # noqa: E402
-from clockprop.sw.fileio import write_atomic                # noqa: E402
-from clockprop.sw.intmodel import IntModel                  # noqa: E402
+from clockprop.core.errors import ClockpropError              # noqa: E402
+from clockprop.core.fileio import write_atomic                # noqa: E402
+from clockprop.models.intmodel import IntModel                  # noqa: E402
 
 OUT = ROOT / "reports" / "bench"
 

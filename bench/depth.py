@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.fileio import write_atomic
-from clockprop.sw.train import TrainConfig, train
+from clockprop.models.datasets import load_dataset
+from clockprop.core.errors import ClockpropError
+from clockprop.core.fileio import write_atomic
+from clockprop.models.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "bench"

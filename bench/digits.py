@@ -17,11 +17,11 @@ from pathlib import Path
 
 from clockprop.hw.arith import csd_count
 from clockprop.hw.pipeline import Pipeline
-from clockprop.sw.config import load_config
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.fileio import write_atomic
-from clockprop.sw.floatnet import quantize
-from clockprop.sw.train import train
+from clockprop.models.config import load_config
+from clockprop.models.datasets import load_dataset
+from clockprop.core.fileio import write_atomic
+from clockprop.models.floatnet import quantize
+from clockprop.models.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "bench"

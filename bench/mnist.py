@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from clockprop.hw.pipeline import Pipeline, hardware_options
-from clockprop.sw.config import load_config
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.fileio import write_atomic
-from clockprop.sw.floatnet import quantize
-from clockprop.sw.train import train
+from clockprop.models.config import load_config
+from clockprop.models.datasets import load_dataset
+from clockprop.core.errors import ClockpropError
+from clockprop.core.fileio import write_atomic
+from clockprop.models.floatnet import quantize
+from clockprop.models.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "bench"
@@ -46,7 +46,7 @@ def hardware(model, fold, board_name):
     """The fit estimate of the board top (pipeline, UART, frame buffer, weight ROMs; no
     self-test split) on the model's board."""
     from clockprop.boards.registry import get_board
-    from clockprop.sw.fit import check_fit, rom_ebr
+    from clockprop.boards.fit import check_fit, rom_ebr
 
     board = get_board(board_name)
     fit = check_fit(model, board, fold=fold, strict=False)

@@ -6,7 +6,7 @@
 1. Bit-exactness on random nets: ``--random-steps`` samples through the update unit in the
    Amaranth simulator for rules csb and ed (parallel, bit-serial, bit-serial with fold):
    every weight and the LFSR equal the integer trainer's.
-2. The on-chip digits default (:data:`sw.inttrain.ONCHIP_DIGITS`, csb 64 -> 30 -> 10) with
+2. The on-chip digits default (:data:`models.inttrain.ONCHIP_DIGITS`, csb 64 -> 30 -> 10) with
    the integer trainer (bit-exact with the gateware) for seeds 0..``--seeds``-1: final and
    best test accuracy, mean and min; next to it rule ed (one network per class, sign
    constraint) and csb with random signs and with fewer neurons, same number format.
@@ -17,10 +17,10 @@
    (``onchip.png``); for the digits default and for the ECP5 default (which also runs with
    ``rival`` off, every class's error, for comparison).
 4. Resources: the training board top's estimate (unit, weight read-back, link; block RAM for
-   the stored split) against ECP5-85F and, for :data:`sw.inttrain.ONCHIP_UP5K`, against the
+   the stored split) against ECP5-85F and, for :data:`models.inttrain.ONCHIP_UP5K`, against the
    UP5K; with ``--synth`` the UP5K training top is built with yosys + nextpnr
    (:func:`boards.build.build_train`, iCEBreaker) for measured LUT/FF/EBR and fmax, with
-   ``--synth-ecp5`` also the training top of the ECP5 default (:data:`sw.inttrain.ONCHIP_ECP5`,
+   ``--synth-ecp5`` also the training top of the ECP5 default (:data:`models.inttrain.ONCHIP_ECP5`,
    one dense layer) for the ULX3S (ECP5-85F, PLL at 20 MHz, kept in
    ``build/onchip/ulx3s_h<hidden>``; about 6 minutes here); ``--ecp5-only [--ecp5-hidden
    N]`` runs just that build, for the ECP5 default or for the digits default with N hidden
@@ -45,9 +45,9 @@ import numpy as np
 
 from clockprop.boards.train_top import TrainDeviceCore, stored_split
 from clockprop.sim.train_sim import check_weights, simulate_training
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
+from clockprop.models.datasets import load_dataset
+from clockprop.core.errors import ClockpropError
+from clockprop.models.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
                                    IntTrainConfig, IntTrainer, lr_schedule, sample_order,
                                    train_int)
 
@@ -448,7 +448,7 @@ def markdown(out):
     c = dg["config"]
     lines = [
         "# On-chip learning benchmark", "",
-        f"Default on-chip digits config (`sw.inttrain.ONCHIP_DIGITS`): 64 -> "
+        f"Default on-chip digits config (`models.inttrain.ONCHIP_DIGITS`): 64 -> "
         f"{c['hidden'][0]} -> 10, rule {c['rule']} (signs {c['signs']}), weight_bits "
         f"{c['weight_bits']} (forward uses V >> {c['drop'][0]}), act_bits {c['act_bits']}, "
         f"e_max {c['e_max']}, e_shift {c['e_shift']}, shift {c['shift']}, gate_margin "
@@ -457,7 +457,7 @@ def markdown(out):
         "The integer trainer is bit-exact with the gateware (checked below), so its accuracy "
         "is the on-chip accuracy. The 30-hidden default's training top does not fit the "
         "ECP5-85F, and the 20-hidden one does not route there: the ECP5 boards' default "
-        "(`sw.inttrain.ONCHIP_ECP5`) is one dense layer that learns from the errors of the "
+        "(`models.inttrain.ONCHIP_ECP5`) is one dense layer that learns from the errors of the "
         "label and its rival (the strongest other class) only.", "",
         "| check | result |", "|---|---|"]
     for r in out["random_nets"]:

@@ -37,13 +37,13 @@ from clockprop.boards.recurrent_top import build_recurrent
 from clockprop.boards.registry import BOARDS, get_board
 from clockprop.hw.recurrent import RecurrentCore
 from clockprop.sim.recurrent_sim import generate_sim, simulate_predictions
-from clockprop.sw.fileio import write_atomic
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.recurrent import (
+from clockprop.core.fileio import write_atomic
+from clockprop.core.qformat import QFormat
+from clockprop.models.recurrent import (
     RecurrentConfig, accuracy, bits_per_char, generate, quantize_recurrent,
     temperature_shift, train_recurrent,
 )
-from clockprop.sw.text import Vocab, determined_positions, iyoshi_corpus, prose_corpus
+from clockprop.models.text import Vocab, determined_positions, iyoshi_corpus, prose_corpus
 
 OUT = Path("reports/bench")
 FMT = QFormat()

@@ -30,11 +30,11 @@ import numpy as np
 from clockprop.hw.arith import csd_count
 from clockprop.hw.pipeline import Pipeline
 from clockprop.sim import pysim, verilator
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.fileio import write_atomic
-from clockprop.sw.floatnet import quantize
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.train import TrainConfig, train
+from clockprop.models.datasets import load_dataset
+from clockprop.core.fileio import write_atomic
+from clockprop.models.floatnet import quantize
+from clockprop.core.qformat import QFormat
+from clockprop.models.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "bench"

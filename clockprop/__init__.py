@@ -1,8 +1,9 @@
 """clockprop: train tiny networks with a layer-local rule, compile them to gateware.
 
-The import package is assembled from the top-level folders (see pyproject.toml):
-``clockprop.sw`` (trainer, golden model, reports, CLI), ``clockprop.hw`` (Amaranth
-components), ``clockprop.sim`` (simulation runners) and ``clockprop.boards`` (board tops).
+Layers, bottom to top; each imports only the ones below it (``tests/test_layers.py``):
+``core`` (errors, files, number format, link protocol), ``models`` (datasets, trainers,
+golden models), ``hw`` (Amaranth components), ``boards`` (fit check, board tops, builds),
+``sim`` (simulation runners, simulated boards) and ``sw`` (the command line).
 """
 
 __version__ = "0.1.0"

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 from hypothesis import settings
 
-from clockprop.sw.intmodel import IntLayer, IntModel
-from clockprop.sw.qformat import QFormat
+from clockprop.models.intmodel import IntLayer, IntModel
+from clockprop.core.qformat import QFormat
 
 # The Amaranth simulator compiles every design it runs: keep property tests few but varied.
 settings.register_profile("default", max_examples=30, deadline=None)

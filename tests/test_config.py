@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from clockprop.hw.pipeline import config_hardware, hardware_options
-from clockprop.sw.config import HardwareConfig, from_dict, load_config
-from clockprop.sw.errors import ClockpropError
+from clockprop.models.config import HardwareConfig, from_dict, load_config
+from clockprop.core.errors import ClockpropError
 
 from conftest import random_model
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from clockprop.boards.registry import UP5K, ECP5_85F, get_board
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.fit import (LOGIC_ROM_SHARE, check_fit, ebr_blocks, estimate, logic_rom_cost,
+from clockprop.core.errors import ClockpropError
+from clockprop.boards.fit import (LOGIC_ROM_SHARE, check_fit, ebr_blocks, estimate, logic_rom_cost,
                               rom_ebr, selftest_capacity, selftest_storage)
 
 from conftest import random_model
-from clockprop.sw.qformat import QFormat
+from clockprop.core.qformat import QFormat
 
 
 def test_ebr_blocks_pick_the_best_shape():

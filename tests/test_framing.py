@@ -14,8 +14,8 @@ from clockprop.hw import framing
 from clockprop.hw.framing import FrameRx, FrameTx, crc16_byte
 from clockprop.hw.uart import UARTRx, UARTTx
 from clockprop.sim.uart_model import uart_recv, uart_send
-from clockprop.sw import protocol
-from clockprop.sw.protocol import Frame, FrameDecoder, FrameError, crc16, encode_frame
+from clockprop.core import protocol
+from clockprop.core.protocol import Frame, FrameDecoder, FrameError, crc16, encode_frame
 
 
 def run(dut, *testbenches):

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.inttrain import IntTrainConfig, IntTrainer, train_int
-from clockprop.sw.recurrent import Lfsr16
+from clockprop.core.errors import ClockpropError
+from clockprop.models.inttrain import IntTrainConfig, IntTrainer, train_int
+from clockprop.models.recurrent import Lfsr16
 
 
 def _teacher_task(rng, n, n_in=8, n_classes=3):
@@ -97,7 +97,7 @@ def test_ed_step_is_the_documented_rule():
 
 
 def test_ed_learns_digits():
-    from clockprop.sw.datasets import load_dataset
+    from clockprop.models.datasets import load_dataset
     cfg = IntTrainConfig(rule="ed", hidden=(2,), weight_bits=8, drop=1, frac=(5, 5),
                          shift=(5, 5), e_shift=6, e_max=2, gate_margin=8, epochs=2)
     result = train_int(cfg, load_dataset("digits", 0))
@@ -134,7 +134,7 @@ def test_rival_keeps_the_label_and_the_strongest_other_class():
 
 
 def test_alternate_signs_and_onchip_configs():
-    from clockprop.sw.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
+    from clockprop.models.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
                                        onchip_config, onchip_fold)
     tr = IntTrainer(IntTrainConfig(hidden=(7,), signs="alternate"), 4, 3)
     np.testing.assert_array_equal(tr.signs[0], [1, 1, 1, -1, -1, -1, 1])
@@ -214,7 +214,7 @@ def test_saturation_and_determinism(rounding):
 
 
 def test_digits_learns():
-    from clockprop.sw.datasets import load_dataset
+    from clockprop.models.datasets import load_dataset
     cfg = IntTrainConfig(hidden=(), weight_bits=10, frac=7, shift=8, e_shift=6, e_max=7,
                          epochs=2)
     result = train_int(cfg, load_dataset("digits", 0))

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from clockprop.sw import mnist
-from clockprop.sw.datasets import DATASETS, load_dataset
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.intmodel import IntLayer, IntModel
-from clockprop.sw.qformat import QFormat
+from clockprop.models import mnist
+from clockprop.models.datasets import DATASETS, load_dataset
+from clockprop.core.errors import ClockpropError
+from clockprop.models.intmodel import IntLayer, IntModel
+from clockprop.core.qformat import QFormat
 
 
 def idx_bytes(array):

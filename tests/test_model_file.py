@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.intmodel import FILE_VERSION, IntLayer, IntModel
-from clockprop.sw.qformat import QFormat
+from clockprop.core.errors import ClockpropError
+from clockprop.models.intmodel import FILE_VERSION, IntLayer, IntModel
+from clockprop.core.qformat import QFormat
 
 from conftest import random_model
 

@@ -10,7 +10,7 @@ from clockprop.hw.arith import csd_count, csd_digits
 from clockprop.hw.dense import COPY_BLOCK, COPY_FANOUT
 from clockprop.hw.pipeline import Pipeline
 from clockprop.sim.pysim import simulate
-from clockprop.sw.qformat import QFormat
+from clockprop.core.qformat import QFormat
 
 from conftest import random_model
 
@@ -164,7 +164,7 @@ def test_folding_trades_clocks_for_logic():
 
 def test_fold_must_divide_the_fan_in():
     from clockprop.hw.pipeline import check_fold
-    from clockprop.sw.errors import ClockpropError
+    from clockprop.core.errors import ClockpropError
     model = random_model(np.random.default_rng(0), [6, 4, 2])
     assert check_fold(model, [3, 2]) == [3, 2]
     with pytest.raises(ClockpropError, match="does not divide its fan-in 6"):

@@ -1,13 +1,13 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.protocol import (
+from clockprop.core.errors import ClockpropError
+from clockprop.core.protocol import (
     SYNC, ErrorCode, Frame, FrameDecoder, FrameError, FrameType, SelfTestResult, crc16,
     decode_result, decode_sample, encode_frame, encode_result, encode_sample, pack_bits,
     unpack_bits,
 )
-from clockprop.sw.transport import Link, LoopbackTransport, SerialTransport
+from clockprop.core.transport import Link, LoopbackTransport, SerialTransport
 
 frames_st = st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=40)), max_size=5)
 

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.qformat import QFormat, round_half_away, signed_width
+from clockprop.core.errors import ClockpropError
+from clockprop.core.qformat import QFormat, round_half_away, signed_width
 
 
 @given(st.integers(-2**40, 2**40), st.integers(0, 2**40))

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clockprop.sw.floatnet import FloatNet, activation, quantize
-from clockprop.sw.qformat import QFormat
+from clockprop.models.floatnet import FloatNet, activation, quantize
+from clockprop.core.qformat import QFormat
 
 
 def error_bound(net, model, x):

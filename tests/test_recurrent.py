@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.recurrent import (
+from clockprop.core.errors import ClockpropError
+from clockprop.core.qformat import QFormat
+from clockprop.models.recurrent import (
     ElmanNet, IntElman, IntSioConv, Lfsr16, RecurrentConfig, SioConvNet, accuracy,
     bits_per_char, generate, quantize_recurrent, sample_index, temperature_shift,
     train_recurrent,
 )
-from clockprop.sw.text import (
+from clockprop.models.text import (
     IYOSHI_WORDS, Vocab, determined_positions, iyoshi_corpus, prose_corpus,
 )
 

@@ -12,17 +12,17 @@ from clockprop.boards.recurrent_top import (
 )
 from clockprop.boards.registry import get_board
 from clockprop.sim.recurrent_top_sim import simulated_recurrent_board
-from clockprop.sw.errors import ClockpropError
+from clockprop.core.errors import ClockpropError
 from clockprop.sw.generate_cli import BoardGenerator, check_board_text, save_recurrent
-from clockprop.sw.protocol import (
+from clockprop.core.protocol import (
     MAX_PAYLOAD, FrameType, GenerateRequest, TextReply, encode_frame,
 )
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.recurrent import (
+from clockprop.core.qformat import QFormat
+from clockprop.models.recurrent import (
     RecurrentConfig, generate, quantize_recurrent, temperature_shift, train_recurrent,
 )
-from clockprop.sw.text import Vocab, iyoshi_corpus
-from clockprop.sw.transport import Link, LoopbackTransport
+from clockprop.models.text import Vocab, iyoshi_corpus
+from clockprop.core.transport import Link, LoopbackTransport
 
 from conftest import assert_clean_error, clockprop
 

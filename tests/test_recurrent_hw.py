@@ -11,14 +11,14 @@ from clockprop.hw.recurrent import MAX_VOCAB, RecurrentCore, check_core, lfsr_dr
 from clockprop.sim.recurrent_sim import (
     generate_sim, simulate_generation, simulate_predictions,
 )
-from clockprop.sw.errors import ClockpropError
+from clockprop.core.errors import ClockpropError
 from clockprop.sw.generate_cli import load_recurrent, save_recurrent
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.recurrent import (
+from clockprop.core.qformat import QFormat
+from clockprop.models.recurrent import (
     IntElman, IntSioConv, Lfsr16, RecurrentConfig, generate, quantize_recurrent,
     temperature_shift, train_recurrent,
 )
-from clockprop.sw.text import Vocab, iyoshi_corpus
+from clockprop.models.text import Vocab, iyoshi_corpus
 
 from conftest import assert_clean_error, clockprop
 

@@ -12,9 +12,9 @@ from clockprop.hw.pipeline import Pipeline
 from clockprop.hw.selftest import SelfTest
 from clockprop.sim.top_sim import simulated_board
 from clockprop.sw.board_cli import BoardClient
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.protocol import FrameType
-from clockprop.sw.transport import Link, LoopbackTransport
+from clockprop.core.errors import ClockpropError
+from clockprop.core.protocol import FrameType
+from clockprop.core.transport import Link, LoopbackTransport
 
 from conftest import random_model
 
@@ -161,7 +161,7 @@ def _digits_model(tmp_path_factory):
         from clockprop.sw.cli import main
         path = tmp_path_factory.mktemp("digits") / "model.json"
         assert main(["train", "--config", "configs/digits.toml", "--out", str(path)]) == 0
-    from clockprop.sw.intmodel import IntModel
+    from clockprop.models.intmodel import IntModel
     return IntModel.load(path)
 
 

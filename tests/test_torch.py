@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from clockprop.sw.backend import NUMPY, get_backend
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.rules import RULES, make_rule
-from clockprop.sw.train import TrainConfig, train
+from clockprop.models.backend import NUMPY, get_backend
+from clockprop.models.datasets import load_dataset
+from clockprop.core.errors import ClockpropError
+from clockprop.core.qformat import QFormat
+from clockprop.models.rules import RULES, make_rule
+from clockprop.models.train import TrainConfig, train
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed "
                                             "(pip install torch==2.13.0)")

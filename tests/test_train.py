@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from clockprop.sw.datasets import load_dataset
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.floatnet import quantize
-from clockprop.sw.qformat import QFormat
-from clockprop.sw.rules import ED, RULES, make_rule
-from clockprop.sw.train import TrainConfig, config_from_dict, train
+from clockprop.models.datasets import load_dataset
+from clockprop.core.errors import ClockpropError
+from clockprop.models.floatnet import quantize
+from clockprop.core.qformat import QFormat
+from clockprop.models.rules import ED, RULES, make_rule
+from clockprop.models.train import TrainConfig, config_from_dict, train
 
 
 @pytest.fixture(scope="module")

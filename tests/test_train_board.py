@@ -5,11 +5,11 @@ import pytest
 
 from clockprop.boards.train_top import TrainDeviceCore
 from clockprop.sim.train_top_sim import simulated_train_board
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.inttrain import IntTrainConfig, IntTrainer
-from clockprop.sw.protocol import FrameType, encode_train
+from clockprop.core.errors import ClockpropError
+from clockprop.models.inttrain import IntTrainConfig, IntTrainer
+from clockprop.core.protocol import FrameType, encode_train
 from clockprop.sw.train_cli import TrainClient, compare_weights
-from clockprop.sw.transport import Link
+from clockprop.core.transport import Link
 
 from conftest import assert_clean_error, clockprop
 
@@ -87,7 +87,7 @@ def test_compare_weights_names_the_differences():
 
 def test_a_board_that_diverged_is_an_error():
     """A board that started from other weights: the host notices, it never goes on."""
-    from clockprop.sw.datasets import load_dataset
+    from clockprop.models.datasets import load_dataset
     from clockprop.sw.train_cli import run_board
     cfg = IntTrainConfig(hidden=(), weight_bits=6, frac=3, shift=5, e_shift=3, e_max=3,
                          fan_in=2, epochs=1)

@@ -7,8 +7,8 @@ import pytest
 
 from clockprop.hw.update import TrainableNet
 from clockprop.sim.train_sim import check_weights, simulate_training
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.inttrain import IntTrainConfig, IntTrainer
+from clockprop.core.errors import ClockpropError
+from clockprop.models.inttrain import IntTrainConfig, IntTrainer
 
 
 def _run(cfg, n_in, n_classes, x, y, train=True, serial=False, **kwargs):

@@ -6,8 +6,8 @@ import pytest
 from clockprop.sim import pysim, verilator
 from clockprop.sim.run import AUTO_WORK, choose_backend, simulate, work
 from clockprop.sim.streams import pack, unpack
-from clockprop.sw.errors import ClockpropError
-from clockprop.sw.qformat import QFormat
+from clockprop.core.errors import ClockpropError
+from clockprop.core.qformat import QFormat
 
 from conftest import random_model
 

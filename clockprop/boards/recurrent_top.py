@@ -1,0 +1,603 @@
+"""The recurrent board top: text generation on a board, answered in UTF-8 over the UART link.
+
+:class:`RecurrentDeviceCore` is everything but the pins and the clock (what ``sim`` runs);
+:class:`RecurrentBoardTop` puts it on a board: PLL, UART pins, LEDs. :func:`build_recurrent`
+makes its bitstream and report, :func:`check_recurrent_fit` refuses a model that cannot fit.
+
+Requests the core answers (frame types of :mod:`clockprop.core.protocol`):
+
+* ``GENERATE`` (mode, shift, seed, ``n``, prompt ids) -> ``TEXT`` (prompt cycles, generation
+  cycles, the ``n`` generated characters in UTF-8), after priming the
+  :class:`~clockprop.hw.recurrent.RecurrentCore` on the prompt at one character per clock and
+  generating at one character per clock into an on-chip buffer;
+* ``PING`` -> ``PONG`` with the same payload;
+* anything else -> ``ERROR`` with an :class:`~clockprop.core.protocol.ErrorCode`: ``LENGTH``
+  (no prompt, or a prompt longer than ``max_prompt``), ``MODE`` (argmax/sampling, shift or
+  seed other than the bitstream's), ``TOO_LONG`` (``n > max_chars``), ``BAD_TOKEN`` (a
+  prompt id outside the vocabulary), ``UNKNOWN_TYPE``; a corrupted frame gets ``CRC``.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from amaranth.hdl import Cat, ClockSignal, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..hw.framing import FrameRx, FrameTx
+from ..hw.recurrent import MAX_VOCAB, RecurrentCore, check_core
+from ..hw.uart import UARTRx, UARTTx
+from ..core.errors import ClockpropError
+from ..core.fileio import write_atomic
+from ..core.protocol import ErrorCode, FrameType, GenerateRequest, TextReply
+from .top import BoardShell
+
+__all__ = ["MAX_PROMPT", "MAX_CHARS", "RECURRENT_TOP_OVERHEAD", "utf8_words",
+           "RecurrentDeviceCore", "RecurrentBoardTop", "recurrent_freq", "estimate_recurrent",
+           "check_recurrent_fit", "build_recurrent"]
+
+MAX_PROMPT = 256            # prompt characters per request (the frame buffer)
+MAX_CHARS = 1024            # generated characters per request (the character buffer)
+# LUT4 / FF of the top without the recurrent core (UART, frame codec, request FSM, counters,
+# buffer addressing): an iCEBreaker build of the iyoshi Elman top (2945 LUT4, 573 FF) minus
+# the same core synthesized alone (2018 LUT4, 52 FF).
+RECURRENT_TOP_OVERHEAD = {"lut": 900, "ff": 520}
+# Default clock per family and output stage, below the fmax measured by bench/recurrent.py
+# (reports/bench/recurrent.md): the core's loop (state -> hidden -> readout -> argmax or
+# sampler -> state) is one combinational path, so it sets fmax. 8.4375 MHz is the lowest
+# clock the iCE40 PLL makes from 12 MHz; 4 MHz comes from a clock divider (12 MHz / 3).
+RECURRENT_HZ = {("ice40", "argmax"): 8.4375e6, ("ice40", "sampled"): 4e6,
+                ("ecp5", "argmax"): 25e6, ("ecp5", "sampled"): 12.5e6}
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def utf8_words(vocab):
+    """The UTF-8 ROM: character id -> its 1 to 4 bytes, byte 0 in bits 0-7 (rest zero)."""
+    return [int.from_bytes(c.encode("utf-8"), "little") for c in vocab.chars]
+
+
+def _utf8_length(lead):
+    """Bytes of a UTF-8 character from its lead byte (0xxxxxxx, 110xxxxx, 1110xxxx, 11110xxx)."""
+    return Mux(~lead[7], 1, Mux(~lead[5], 2, Mux(~lead[4], 3, 4)))
+
+
+class RecurrentDeviceCore(wiring.Component):
+    """Recurrent core + character buffer + UTF-8 ROM + framed UART: the platform-free top.
+
+    Parameters
+    ----------
+    model : IntElman or IntSioConv
+        The integer recurrent model (its weights become constants).
+    vocab : clockprop.models.text.Vocab
+        Its characters: the UTF-8 ROM that the ``TEXT`` answer is read from.
+    divisor : int
+        UART clocks per bit (``clk_freq // baud``).
+    shift : int or None
+        Built-in output stage: ``None`` argmax, an integer the sampling temperature shift.
+        A ``GENERATE`` request must ask for the same mode, shift and ``seed`` (``MODE``
+        error otherwise): both are constants of the core.
+    seed : int
+        LFSR seed of every session (sampling only).
+    max_prompt : int
+        Longest prompt accepted, in characters (sets the frame buffer).
+    max_chars : int
+        Most characters generated per request (sets the character buffer).
+
+    Members
+    -------
+    rx : ``In(1, init=1)``;  tx : ``Out(1, init=1)``   -- the serial line (8N1)
+    last_char : ``Out(8)``                             -- id of the last character generated
+    activity : ``Out(1)``                              -- high while a request is handled
+
+    Latency and throughput, for a prompt of ``P`` characters and ``n`` to generate: the
+    request is checked once its last byte is in (``ERROR`` before anything runs); then the
+    core takes the prompt from the buffer at one character per clock (``P`` clocks, plus 2
+    for the buffer read and an input register), its first character comes 1 clock after the
+    last prompt character, and the ``n`` characters follow at one per clock into the buffer,
+    ``n`` clocks; the counts measured by the gateware come back in ``TEXT``
+    (``prime_cycles == P``, ``gen_cycles == n``). Sending the text takes 3 clocks per
+    character plus the UART time of its bytes, which dominates: one request and its answer
+    move ``12 + P`` and ``14 + (UTF-8 bytes)`` bytes at 10 bits each. Buffers:
+    ``max(max_prompt, max_chars)`` character ids (block RAM), the frame buffer of
+    ``6 + max_prompt`` bytes and the ``V`` x 32-bit UTF-8 ROM.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    last_char: Out(8)
+    activity: Out(1)
+
+    def __init__(self, model, vocab, *, divisor, shift=None, seed=0xACE1,
+                 max_prompt=MAX_PROMPT, max_chars=MAX_CHARS):
+        try:
+            if len(vocab) != model.n_vocab:
+                raise ClockpropError(f"the vocabulary has {len(vocab)} characters, the model "
+                                     f"{model.n_vocab}")
+            if not isinstance(max_prompt, int) or not 1 <= max_prompt <= 0xFFFF - 6:
+                raise ClockpropError(f"max_prompt must be in [1, {0xFFFF - 6}], got "
+                                     f"{max_prompt!r}")
+            limit = (0xFFFF - TextReply.HEADER) // 4
+            if not isinstance(max_chars, int) or not 1 <= max_chars <= limit:
+                raise ClockpropError(f"max_chars must be in [1, {limit}] (one TEXT frame), "
+                                     f"got {max_chars!r}")
+            self.recurrent = RecurrentCore(model, shift=shift, seed=seed,
+                                           count_bits=max_chars.bit_length())
+        except ClockpropError:
+            self._MustUse__silence = True      # never elaborated: no "unused" warning
+            raise
+        self.model = model
+        self.vocab = vocab
+        self.divisor = divisor
+        self.shift = shift
+        self.seed = seed
+        self.max_prompt = max_prompt
+        self.max_chars = max_chars
+        self.depth = max(max_prompt, max_chars)
+        self.latency = self.recurrent.latency
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        H = GenerateRequest.HEADER
+        V = self.model.n_vocab
+        id_bits = self.recurrent.id_bits
+        m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
+        m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
+        m.submodules.frame_rx = frame_rx = FrameRx(H + self.max_prompt,
+                                                   timeout=40 * self.divisor)
+        m.submodules.frame_tx = frame_tx = FrameTx()
+        m.submodules.recurrent = core = self.recurrent
+        m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        wiring.connect(m, uart_rx.o, frame_rx.i)
+        wiring.connect(m, frame_tx.o, uart_tx.i)
+
+        # The prompt, then the generated characters, as ids; the UTF-8 bytes of each id.
+        m.submodules.chars = chars = Memory(shape=unsigned(id_bits), depth=self.depth, init=[])
+        wr = chars.write_port()
+        rd = chars.read_port()
+        m.submodules.utf8 = utf8 = Memory(shape=unsigned(32), depth=V,
+                                          init=utf8_words(self.vocab))
+        rom = utf8.read_port()
+
+        byte = frame_rx.o.payload
+        hdr_len = Signal(16)
+        count = Signal(16)                      # bytes of the request taken so far
+        params = Signal(8 * H)                  # mode, shift, seed, n: the first H bytes
+        p_mode, p_shift, p_seed, p_n = params[0:8], params[8:16], params[16:32], params[32:48]
+        bad_token = Signal()
+        ptr = Signal(range(self.depth + 1))     # buffer address: prompt in, out, then text
+        plen = Signal(range(self.depth + 1))
+        n = Signal(16)
+        nbytes = Signal(16)                     # UTF-8 bytes of the generated text
+        prime_cycles = Signal(24)
+        gen_cycles = Signal(24)
+        in_prompt = Signal()
+        in_gen = Signal()
+        out = Signal(64)                        # answer bytes, sent LSB first
+        out_type = Signal(8)
+        out_len = Signal(16)
+        word = Signal(32)                       # the UTF-8 bytes of one character
+        left = Signal(3)
+        pending = Signal(8)                     # error code to report when idle (0: none)
+        is_text = Signal()
+        m.d.comb += is_text.eq(out_type == FrameType.TEXT)
+
+        with m.If(frame_rx.crc_error | frame_rx.timeout_error):
+            m.d.sync += pending.eq(ErrorCode.CRC)
+        with m.If(frame_rx.length_error):
+            m.d.sync += pending.eq(ErrorCode.LENGTH)
+
+        # The prompt goes from the buffer through a register into the core, so neither the
+        # block RAM's output nor the FSM adds to the core's path (its loop sets fmax).
+        rd_valid, rd_last = Signal(), Signal()
+        feed_valid, feed_last = Signal(), Signal()
+        feed_char = Signal(id_bits)
+        m.d.sync += [rd_valid.eq(0), feed_valid.eq(rd_valid), feed_last.eq(rd_last),
+                     feed_char.eq(rd.data)]
+        m.d.comb += [
+            rd.addr.eq(ptr), wr.addr.eq(ptr), wr.data.eq(byte[:id_bits]),
+            rom.addr.eq(rd.data),
+            core.i.valid.eq(feed_valid), core.i.payload.char.eq(feed_char),
+            core.i.payload.last.eq(feed_last), core.i.payload.count.eq(n),
+            core.o.ready.eq(1),
+        ]
+
+        # What the gateware measures: clocks from the first prompt character taken by the
+        # core to the last, and from the first generated character to the last (inclusive).
+        taken_in = core.i.valid & core.i.ready
+        with m.If(taken_in | in_prompt):
+            m.d.sync += prime_cycles.eq(prime_cycles + 1)
+        with m.If(taken_in):
+            m.d.sync += in_prompt.eq(~core.i.payload.last)
+        with m.If(core.o.valid | in_gen):
+            m.d.sync += gen_cycles.eq(gen_cycles + 1)
+        # The byte count of the text, one clock behind the character (the ROM read).
+        tally = Signal()
+        m.d.sync += tally.eq(0)
+        with m.If(tally):
+            m.d.sync += nbytes.eq(nbytes + _utf8_length(rom.data[:8]))
+
+        def answer(type_, length, payload):
+            m.d.sync += [out_type.eq(type_), out_len.eq(length), out.eq(payload)]
+            m.next = "SEND_HEADER"
+
+        def fail(code):
+            answer(FrameType.ERROR, 1, code)
+
+        m.d.comb += [frame_tx.header.payload.type.eq(out_type),
+                     frame_tx.header.payload.length.eq(
+                         Mux(is_text, nbytes + TextReply.HEADER, out_len)),
+                     frame_tx.i.payload.eq(out[:8])]
+
+        shift, seed = self.shift, self.seed
+        if shift is None:
+            mode_ok = p_mode == 0
+        else:
+            mode_ok = (p_mode == 1) & (p_shift == shift) & (p_seed == seed)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += frame_rx.header.ready.eq(1)
+                with m.If(frame_rx.header.valid):
+                    h = frame_rx.header.payload
+                    m.d.sync += [hdr_len.eq(h.length), count.eq(0), ptr.eq(0),
+                                 bad_token.eq(0)]
+                    with m.If((h.type == FrameType.GENERATE) & (h.length > H)):
+                        m.next = "PARAMS"
+                    with m.Elif(h.type == FrameType.PING):
+                        answer(FrameType.PONG, h.length, 0)
+                    with m.Else():
+                        code = Mux(h.type == FrameType.GENERATE, ErrorCode.LENGTH,
+                                   ErrorCode.UNKNOWN_TYPE)
+                        m.d.sync += [out.eq(code), out_type.eq(FrameType.ERROR),
+                                     out_len.eq(1)]
+                        with m.If(h.length == 0):
+                            m.next = "SEND_HEADER"
+                        with m.Else():
+                            m.next = "DRAIN"
+                with m.Elif(pending != 0):
+                    m.d.sync += pending.eq(0)
+                    fail(pending)
+
+            with m.State("DRAIN"):
+                m.d.comb += frame_rx.o.ready.eq(1)
+                with m.If(frame_rx.o.valid):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == hdr_len - 1):
+                        m.next = "SEND_HEADER"
+
+            with m.State("PARAMS"):
+                m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
+                with m.If(frame_rx.o.valid):
+                    m.d.sync += [params.eq(Cat(params[8:], byte)), count.eq(count + 1)]
+                    with m.If(count == H - 1):
+                        m.next = "PROMPT"
+
+            with m.State("PROMPT"):
+                m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1),
+                             wr.en.eq(frame_rx.o.valid)]
+                with m.If(frame_rx.o.valid):
+                    m.d.sync += [ptr.eq(ptr + 1), count.eq(count + 1)]
+                    with m.If(byte >= V):
+                        m.d.sync += bad_token.eq(1)
+                    with m.If(count == hdr_len - 1):
+                        m.next = "CHECK"
+
+            with m.State("CHECK"):
+                m.d.comb += self.activity.eq(1)
+                with m.If(~mode_ok):
+                    fail(ErrorCode.MODE)
+                with m.Elif(p_n > self.max_chars):
+                    fail(ErrorCode.TOO_LONG)
+                with m.Elif(bad_token):
+                    fail(ErrorCode.BAD_TOKEN)
+                with m.Else():
+                    m.d.sync += [plen.eq(ptr), ptr.eq(0), n.eq(p_n), nbytes.eq(0),
+                                 prime_cycles.eq(0), gen_cycles.eq(0)]
+                    m.next = "PRIME"
+
+            with m.State("PRIME"):
+                m.d.comb += self.activity.eq(1)
+                m.d.sync += [rd_valid.eq(1), rd_last.eq(ptr == plen - 1)]
+                with m.If(ptr == plen - 1):
+                    m.d.sync += ptr.eq(0)
+                    m.next = "GENERATE"
+                with m.Else():
+                    m.d.sync += ptr.eq(ptr + 1)
+
+            with m.State("GENERATE"):
+                m.d.comb += [self.activity.eq(1), rom.addr.eq(core.o.payload),
+                             wr.data.eq(core.o.payload), wr.en.eq(core.o.valid)]
+                with m.If(core.o.valid):
+                    last = ptr == n - 1
+                    m.d.sync += [ptr.eq(ptr + 1), tally.eq(1), in_gen.eq(~last),
+                                 self.last_char.eq(core.o.payload)]
+                    with m.If(last):
+                        m.next = "TALLY"
+                with m.If((n == 0) & ~rd_valid & ~feed_valid & ~core.busy):
+                    m.next = "TALLY"
+
+            with m.State("TALLY"):                  # the last character's byte count
+                m.d.comb += self.activity.eq(1)
+                answer(FrameType.TEXT, TextReply.HEADER, Cat(prime_cycles, Const(0, 8),
+                                                              gen_cycles, Const(0, 8)))
+
+            with m.State("SEND_HEADER"):
+                m.d.comb += frame_tx.header.valid.eq(1)
+                with m.If(frame_tx.header.ready):
+                    m.d.sync += [count.eq(0), ptr.eq(0)]
+                    with m.If(out_len == 0):
+                        m.next = "IDLE"
+                    with m.Elif(out_type == FrameType.PONG):
+                        m.next = "ECHO"
+                    with m.Else():
+                        m.next = "SEND"
+
+            with m.State("SEND"):
+                m.d.comb += frame_tx.i.valid.eq(1)
+                with m.If(frame_tx.i.ready):
+                    m.d.sync += [out.eq(out >> 8), count.eq(count + 1)]
+                    with m.If(count == out_len - 1):
+                        m.next = "IDLE"
+                        with m.If(is_text & (n != 0)):
+                            m.next = "TEXT_ADDR"
+
+            with m.State("ECHO"):
+                m.d.comb += [
+                    frame_tx.i.valid.eq(frame_rx.o.valid),
+                    frame_tx.i.payload.eq(frame_rx.o.payload),
+                    frame_rx.o.ready.eq(frame_tx.i.ready),
+                ]
+                with m.If(frame_rx.o.valid & frame_tx.i.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == out_len - 1):
+                        m.next = "IDLE"
+
+            # The text: character id from the buffer, its bytes from the ROM, then the bytes.
+            with m.State("TEXT_ADDR"):
+                m.d.comb += self.activity.eq(1)
+                m.next = "TEXT_ROM"
+            with m.State("TEXT_ROM"):
+                m.d.comb += self.activity.eq(1)
+                m.next = "TEXT_WORD"
+            with m.State("TEXT_WORD"):
+                m.d.comb += self.activity.eq(1)
+                m.d.sync += [word.eq(rom.data), left.eq(_utf8_length(rom.data[:8]))]
+                m.next = "TEXT_BYTES"
+            with m.State("TEXT_BYTES"):
+                m.d.comb += [self.activity.eq(1), frame_tx.i.valid.eq(1),
+                             frame_tx.i.payload.eq(word[:8])]
+                with m.If(frame_tx.i.ready):
+                    m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.d.sync += ptr.eq(ptr + 1)
+                        m.next = "TEXT_ADDR"
+                        with m.If(ptr == n - 1):
+                            m.next = "IDLE"
+        return m
+
+
+class RecurrentBoardTop(BoardShell):
+    """A :class:`RecurrentDeviceCore` on a board: PLL to ``freq``, UART pins, LEDs.
+
+    The LEDs show the low bits of the last generated character id, and activity.
+
+    Parameters
+    ----------
+    board : Board
+        From :mod:`clockprop.boards.registry`.
+    model, vocab, shift, seed, max_prompt, max_chars :
+        As :class:`RecurrentDeviceCore`.
+    freq : float
+        Requested clock in Hz (the PLL gets as close as it can: ``self.freq`` after
+        elaboration).
+    baud : int
+    """
+
+    leds = "last_char"
+
+    def __init__(self, board, model, vocab, *, freq, baud=115200, shift=None, seed=0xACE1,
+                 max_prompt=MAX_PROMPT, max_chars=MAX_CHARS):
+        super().__init__(board, freq=freq, baud=baud)
+        self.model = model
+        self.vocab = vocab
+        self.shift = shift
+        self.seed = seed
+        self.max_prompt = max_prompt
+        self.max_chars = max_chars
+
+    def clock_domain(self, m, platform):
+        return (divided_clock_domain(m, self.board, platform, self.requested_freq) or
+                super().clock_domain(m, platform))
+
+    def make_core(self, divisor):
+        return RecurrentDeviceCore(self.model, self.vocab, divisor=divisor, shift=self.shift,
+                                   seed=self.seed, max_prompt=self.max_prompt,
+                                   max_chars=self.max_chars)
+
+
+def divided_clock_domain(m, board, platform, f_out):
+    """The ``sync`` domain at ``f_out`` = the board's clock divided by an integer ``k >= 2``
+    in the fabric, for clocks below what the PLL makes (the iCE40 PLL stops at about 8.3 MHz
+    from 12 MHz). Returns the frequency, or ``None`` (use the PLL) when ``f_out`` is not
+    within 1% of ``clock_hz / k`` or the PLL can make it."""
+    from amaranth.hdl import ClockDomain, Const, Instance
+    from amaranth.lib import io
+    from amaranth.lib.cdc import ResetSynchronizer
+
+    from .pll import ecp5_pll, ice40_pll
+    k = round(board.clock_hz / f_out)
+    if k < 2 or abs(board.clock_hz / k - f_out) > 0.01 * f_out:
+        return None
+    try:
+        (ice40_pll if board.family == "ice40" else ecp5_pll)(board.clock_hz, f_out)
+        return None
+    except ClockpropError:
+        pass
+    m.domains.board = ClockDomain("board", reset_less=True)
+    if board.clock == "SB_HFOSC":
+        m.submodules.hfosc = Instance("SB_HFOSC", p_CLKHF_DIV="0b00", i_CLKHFEN=1,
+                                      i_CLKHFPU=1, o_CLKHF=ClockSignal("board"))
+    else:
+        m.submodules.clk_buffer = buf = io.Buffer(
+            "i", platform.request(board.clock, 0, dir="-"))
+        m.d.comb += ClockSignal("board").eq(buf.i)
+    count = Signal(range(k))
+    divided = Signal()
+    m.d.board += [count.eq(Mux(count == k - 1, 0, count + 1)), divided.eq(count < k // 2)]
+    m.domains.sync = cd = ClockDomain("sync")
+    m.d.comb += cd.clk.eq(divided)
+    # A reset for the first clocks after configuration: the one-hot state machines that
+    # yosys makes (boards.build) start from it, not from an initial value.
+    m.submodules.reset_sync = ResetSynchronizer(Const(0), domain="sync")
+    f = board.clock_hz / k
+    platform.add_clock_constraint(cd.clk, f)
+    return f
+
+
+# -- fit and build -----------------------------------------------------------------------------
+
+def recurrent_freq(board, shift=None):
+    """The default clock of the recurrent top on ``board`` (Hz), argmax or sampled."""
+    return min(board.target_hz,
+               RECURRENT_HZ[board.family, "argmax" if shift is None else "sampled"])
+
+
+def estimate_recurrent(model, capacity, *, shift=None, max_prompt=MAX_PROMPT,
+                       max_chars=MAX_CHARS):
+    """LUT4/FF/EBR that the recurrent top for ``model`` needs on a device (an estimate).
+
+    LUT4/FF: the core's own tally (``RecurrentCore.estimate``) plus
+    :data:`RECURRENT_TOP_OVERHEAD`; block RAM: the frame buffer, the character buffer and
+    the UTF-8 ROM.
+    """
+    from .fit import ebr_blocks
+    check_core(model, max_vocab=MAX_VOCAB)
+    cost = RecurrentCore(model, shift=shift, count_bits=max_chars.bit_length()).estimate()
+    id_bits = max(1, ceil_log2(model.n_vocab))
+    ebr = (ebr_blocks(GenerateRequest.HEADER + max_prompt, 8, capacity) +
+           ebr_blocks(max(max_prompt, max_chars), id_bits, capacity) +
+           ebr_blocks(model.n_vocab, 32, capacity))
+    return {"lut": cost.lut + RECURRENT_TOP_OVERHEAD["lut"],
+            "ff": cost.ff + RECURRENT_TOP_OVERHEAD["ff"], "ebr": ebr, "dsp": 0}
+
+
+def check_recurrent_fit(model, board, *, shift=None, max_prompt=MAX_PROMPT,
+                        max_chars=MAX_CHARS):
+    """Raise :class:`ClockpropError` (needed vs available) unless the top fits ``board``.
+
+    Returns ``(need, available)``.
+    """
+    cap = board.capacity
+    where = f" on {board.name} ({cap.device})"
+    check_core(model, max_vocab=MAX_VOCAB, where=where)
+    need = estimate_recurrent(model, cap, shift=shift, max_prompt=max_prompt,
+                              max_chars=max_chars)
+    avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr, "dsp": cap.dsp}
+    names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs"}
+    short = [f"{need[k]} {label} needed, {avail[k]} available" for k, label in names.items()
+             if need[k] > avail[k]]
+    if short:
+        raise ClockpropError(
+            f"the recurrent top for {model.n_vocab} characters and {model.n_hidden} channels "
+            f"does not fit {board.name} ({cap.device}): {'; '.join(short)}; use a smaller "
+            f"vocabulary (a text with fewer distinct characters), fewer hidden channels, or "
+            f"a bigger board")
+    return need, avail
+
+
+def build_recurrent(model, vocab, board_name, *, shift=None, seed=0xACE1, freq=None,
+                    baud=115200, out_dir=None, timeout=None, pnr_seed=1, name=None):
+    """Build a bitstream of the recurrent top of ``model`` for ``board_name``; return the
+    report dict (also written as ``report.json`` and ``report.md`` in ``out_dir``, default
+    ``build/<name>/<board>/``)."""
+    from .build import check_toolchain, run_toolchain
+    from .registry import get_board
+
+    board = get_board(board_name)
+    check_toolchain(board.family)
+    freq = float(freq or recurrent_freq(board, shift))
+    name = name or "recurrent"
+    out_dir = Path(out_dir or Path("build") / name / board.name)
+    need, avail = check_recurrent_fit(model, board, shift=shift)
+    mode = "argmax" if shift is None else f"sampled (shift {shift}, seed {seed:#06x})"
+    _log(f"bitstream: {name} ({mode}) on {board.name}: estimate {need['lut']} LUT4 / "
+         f"{avail['lut']}, {need['ff']} FF, {need['ebr']} EBR / {avail['ebr']}")
+    top = RecurrentBoardTop(board, model, vocab, freq=freq, baud=baud, shift=shift, seed=seed)
+    run = run_toolchain(top, board, out_dir, freq=freq, seed=pnr_seed, timeout=timeout)
+    fmax = _sync_fmax(out_dir, top.freq / 1e6) or run["fmax_mhz"]
+    report = {
+        "model": name, "kind": "recurrent", "board": board.name,
+        "device": board.capacity.device, "family": board.family,
+        "cell": type(model).__name__, "n_vocab": model.n_vocab, "n_hidden": model.n_hidden,
+        "vocab": "".join(vocab.chars), "mode": "argmax" if shift is None else "sampled",
+        "shift": shift, "lfsr_seed": seed if shift is not None else None,
+        "max_prompt": MAX_PROMPT, "max_chars": MAX_CHARS,
+        "estimate": {"need": need, "available": avail},
+        "resources": run["resources"], "yosys_cells": run["yosys_cells"],
+        "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6, "fmax_mhz": fmax,
+        "timing_met": bool(fmax and fmax >= top.freq / 1e6),
+        "chars_per_clock": 1,
+        "chars_per_s_at_fmax": fmax * 1e6 if fmax else None,
+        "chars_per_s_at_clock": top.freq if fmax and fmax >= top.freq / 1e6 else None,
+        "latency_cycles": top.core.latency, "baud": baud,
+        "build_seconds": run["build_seconds"], "toolchain_seconds": run["toolchain_seconds"],
+        "bitstream": run["bitstream"],
+    }
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(out_dir / "report.md", format_recurrent_report(report))
+    if not report["timing_met"]:
+        _log(f"bitstream: warning: fmax {fmax or 0:.1f} MHz is below the "
+             f"{top.freq / 1e6:g} MHz clock; rebuild with --freq {int(fmax or 0)}")
+    _log(f"bitstream: {run['bitstream']} in {report['build_seconds']} s: "
+         f"{run['resources']['lut']['used']} LUT4, {run['resources']['ff']['used']} FF, "
+         f"{run['resources']['ebr']['used']} EBR, fmax {fmax or 0:.1f} MHz = "
+         f"{(fmax or 0):.1f} M characters/s (clock {top.freq / 1e6:g} MHz)")
+    return report
+
+
+def _sync_fmax(out_dir, mhz):
+    """nextpnr's achieved fmax of the clock constrained nearest ``mhz`` (the ``sync`` domain:
+    with a clock divider, the board's input clock is a second, faster clock)."""
+    from .build import parse_nextpnr
+    texts = [(out_dir / f).read_text(errors="replace") if (out_dir / f).exists() else ""
+             for f in ("top.report.json", "top.tim")]
+    _, fmax = parse_nextpnr(*texts)
+    clocks = [v for v in fmax.values() if v.get("achieved_mhz")]
+    if not clocks:
+        return None
+    return min(clocks, key=lambda v: abs((v.get("constraint_mhz") or 0) - mhz))["achieved_mhz"]
+
+
+def format_recurrent_report(r):
+    res = r["resources"]
+    mode = r["mode"] if r["shift"] is None else (f"sampled, temperature shift {r['shift']}, "
+                                                 f"LFSR seed {r['lfsr_seed']:#06x}")
+    lines = [
+        f"# {r['model']} (recurrent) on {r['board']} ({r['device']})", "",
+        f"{r['cell']}, {r['n_vocab']} characters, {r['n_hidden']} channels; {mode}; one "
+        f"character per clock.", "",
+        "| resource | used | available | estimate |", "|---|---|---|---|",
+    ]
+    for key in ("lut", "ff", "ebr", "dsp"):
+        lines.append(f"| {key.upper()} | {res[key]['used']} | {res[key]['available']} | "
+                     f"{r['estimate']['need'].get(key, '')} |")
+    cps = r["chars_per_s_at_fmax"]
+    lines += [
+        "", f"- clock: requested {r['requested_mhz']:g} MHz, PLL {r['pll_mhz']:g} MHz, "
+            f"achieved fmax {r['fmax_mhz']} MHz ({'met' if r['timing_met'] else 'NOT met'})",
+        f"- generation: {cps / 1e6 if cps else 0:.2f} M characters/s at fmax "
+        f"(1 character per clock); first character {r['latency_cycles']} clock after the "
+        f"prompt",
+        f"- buffers: prompt up to {r['max_prompt']} characters, up to {r['max_chars']} "
+        f"generated per request",
+        f"- build time: {r['build_seconds']} s (toolchain {r['toolchain_seconds']} s)",
+        f"- bitstream: {r['bitstream']}", "",
+    ]
+    return "\n".join(lines)

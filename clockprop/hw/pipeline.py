@@ -9,8 +9,12 @@ from ..core.errors import ClockpropError
 from .arith import Cost
 from .dense import DenseLayer
 from .folded import FoldedDenseLayer
+from .lut import TruthTableLayer
+from ..models.truthtable import LUT_BITS, check_table_bits, table_bits
 
-__all__ = ["Pipeline", "check_fold", "config_hardware", "hardware_options"]
+__all__ = ["Pipeline", "check_fold", "config_hardware", "hardware_options", "layer_mappings"]
+
+MAPPINGS = ("truth-table", "shift-add", "folded")
 
 
 def check_fold(model, fold):
@@ -51,6 +55,23 @@ def hardware_options(model, *, register_every=None, fold=None, board=None):
     return register_every, check_fold(model, fold)
 
 
+def layer_mappings(model, fold=None, lut_bits=None):
+    """How each layer is built: ``"truth-table"`` (:class:`TruthTableLayer`) for a hidden,
+    unfolded layer whose densest neuron reads at most ``lut_bits`` input bits, ``"folded"``
+    for a fold factor above 1, else ``"shift-add"`` (:class:`DenseLayer`). ``lut_bits``
+    None takes the model's ``[hardware] lut_bits``, else :data:`LUT_BITS`; 0 turns truth
+    tables off."""
+    if lut_bits is None:
+        lut_bits = config_hardware(model).get("lut_bits", LUT_BITS)
+    lut_bits = check_table_bits(lut_bits)
+    fold = check_fold(model, fold)
+    n = len(model.layers)
+    return ["folded" if f > 1 else
+            "truth-table" if l < n - 1 and 0 < table_bits(layer, model.fmt) <= lut_bits else
+            "shift-add"
+            for l, (layer, f) in enumerate(zip(model.layers, fold))]
+
+
 class Pipeline(wiring.Component):
     """Classify one sample per clock with the integer model ``model``, bit-exactly.
 
@@ -68,6 +89,11 @@ class Pipeline(wiring.Component):
         Fold factor of every layer (1: fully parallel constant shift-adds). A layer with
         ``F > 1`` is a :class:`FoldedDenseLayer`: weights in a ROM, ``1/F`` of the logic,
         one sample every ``F`` clocks.
+    lut_bits : int, optional
+        A hidden, unfolded layer whose neurons read at most this many input bits (non-zero
+        weights times ``act_bits``) is a :class:`TruthTableLayer`: one logic function per
+        output bit, latency 1 (:func:`layer_mappings`; None: the model's ``[hardware]
+        lut_bits``, else 6; 0: never). ``self.mappings`` names each layer's mapping.
 
     Members
     -------
@@ -83,15 +109,14 @@ class Pipeline(wiring.Component):
     the pipeline.
     """
 
-    def __init__(self, model, *, register_every=0, fold=None, argmax_every=1):
+    def __init__(self, model, *, register_every=0, fold=None, argmax_every=1, lut_bits=None):
         self.model = model
         n = len(model.layers)
         fold = check_fold(model, fold)
-        self.layers = [
-            DenseLayer(layer, model.fmt, activate=l < n - 1, register_every=register_every)
-            if f == 1 else
-            FoldedDenseLayer(layer, model.fmt, activate=l < n - 1, fold=f)
-            for l, (layer, f) in enumerate(zip(model.layers, fold))]
+        self.mappings = layer_mappings(model, fold, lut_bits)
+        self.layers = [self._layer(layer, mapping, l < n - 1, f, register_every)
+                       for l, (layer, mapping, f) in enumerate(zip(model.layers, self.mappings,
+                                                                   fold))]
         self.interval = max(layer.interval for layer in self.layers)
         # At register_every=1 (the ECP5's mode) every comparison gets a clock of its own too.
         self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes,
@@ -103,6 +128,14 @@ class Pipeline(wiring.Component):
                                                       model.n_inputs))),
             "o": Out(stream.Signature(result_layout(self.logit_shape, model.n_classes))),
         })
+
+    def _layer(self, layer, mapping, activate, fold, register_every):
+        fmt = self.model.fmt
+        if mapping == "truth-table":
+            return TruthTableLayer(layer, fmt, limit=table_bits(layer, fmt))
+        if mapping == "folded":
+            return FoldedDenseLayer(layer, fmt, activate=activate, fold=fold)
+        return DenseLayer(layer, fmt, activate=activate, register_every=register_every)
 
     def elaborate(self, platform):
         m = Module()
@@ -123,3 +156,21 @@ class Pipeline(wiring.Component):
         for part in [*self.layers, self.argmax]:
             total += part.cost
         return total
+
+    def layer_costs(self):
+        """``[(mapping, Cost)]`` of every layer, then ``("argmax", Cost)``."""
+        Fragment.get(self, None)
+        return [*zip(self.mappings, (layer.cost for layer in self.layers)),
+                ("argmax", self.argmax.cost)]
+
+    def layer_rows(self):
+        """One dict per layer for reports and ``clockprop fit``: shape, mapping, the input
+        bits of its widest truth table (truth-table layers), estimated LUT4 and FF."""
+        rows = []
+        for l, ((mapping, cost), layer) in enumerate(zip(self.layer_costs(), self.model.layers)):
+            row = {"layer": l, "shape": [layer.n_in, layer.n_out], "mapping": mapping,
+                   "lut": cost.lut, "ff": cost.ff}
+            if mapping == "truth-table":
+                row["table_bits"] = table_bits(layer, self.model.fmt)
+            rows.append(row)
+        return rows

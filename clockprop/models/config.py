@@ -19,6 +19,8 @@
     [hardware]                 # optional: the pipeline variant the board commands build
     fold = [64, 1]             # fold factor per layer (default: all 1, fully parallel)
     register_every = 2         # adder-tree registers every k levels (default: the board's)
+    lut_bits = 6               # hidden layers of at most this many input bits per neuron
+                               # become truth tables (0: never; up to 12)
     pnr_seed = 8               # nextpnr's placement seed for `clockprop bitstream` (default 1)
 """
 
@@ -31,6 +33,7 @@ from .datasets import DATASETS
 from ..core.errors import ClockpropError
 from ..core.qformat import QFormat
 from .train import TrainConfig, config_from_dict
+from .truthtable import LUT_BITS, check_table_bits
 
 __all__ = ["HardwareConfig", "RunConfig", "load_config"]
 
@@ -42,7 +45,8 @@ def _count(value, minimum):
 @dataclass(frozen=True)
 class HardwareConfig:
     """How to build the gateware: ``fold`` (one factor per layer, None: all 1) and
-    ``register_every`` (:class:`~clockprop.hw.pipeline.Pipeline`; None: the board's
+    ``register_every`` and ``lut_bits`` (:class:`~clockprop.hw.pipeline.Pipeline`;
+    ``register_every`` None: the board's
     default, :attr:`Board.register_every <clockprop.boards.registry.Board>`, and 0 off a
     board), and the ``pnr_seed`` that
     ``clockprop bitstream`` places with. Whether each fold factor divides its layer's fan-in is
@@ -50,6 +54,7 @@ class HardwareConfig:
     fold: tuple | None = None
     register_every: int | None = None
     pnr_seed: int = 1
+    lut_bits: int = LUT_BITS
 
     def __post_init__(self):
         if self.fold is not None and (not isinstance(self.fold, (list, tuple)) or not all(
@@ -59,13 +64,18 @@ class HardwareConfig:
         if self.register_every is not None and not _count(self.register_every, 0):
             raise ClockpropError(f"config [hardware]: register_every must be a non-negative "
                                  f"integer, got {self.register_every!r}")
+        try:
+            check_table_bits(self.lut_bits)
+        except ClockpropError as e:
+            raise ClockpropError(f"config [hardware]: {e}") from None
         if not _count(self.pnr_seed, 1):
             raise ClockpropError(f"config [hardware]: pnr_seed must be a positive integer, "
                                  f"got {self.pnr_seed!r}")
 
     def to_dict(self):
         return {"fold": list(self.fold) if self.fold else None,
-                "register_every": self.register_every, "pnr_seed": self.pnr_seed}
+                "register_every": self.register_every, "pnr_seed": self.pnr_seed,
+                "lut_bits": self.lut_bits}
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,21 @@ class RunConfig:
                 or self.split_seed < 0:
             raise ClockpropError(f"config: split_seed must be a non-negative integer, got "
                                  f"{self.split_seed!r}")
+
+        self._check_tables()
+
+    def _check_tables(self):
+        """A sparse hidden layer is meant to become truth tables: its fan-in times the
+        activation bits must be within ``[hardware] lut_bits`` (unless that is 0)."""
+        limit = self.hardware.lut_bits
+        for l, k in enumerate(self.train.fan_in[:-1]):
+            bits = k * self.fmt.act_bits
+            if limit and bits > limit:
+                raise ClockpropError(
+                    f"config: layer {l}'s truth tables would read {bits} input bits (fan_in "
+                    f"{k} x {self.fmt.act_bits} activation bits), over [hardware] lut_bits = "
+                    f"{limit}: lower fan_in to {max(limit // self.fmt.act_bits, 1)}, raise "
+                    f"lut_bits (up to 12), or set lut_bits = 0 for shift-adds")
 
     def to_dict(self):
         return {"name": self.name, "dataset": self.dataset, "split_seed": self.split_seed,

@@ -48,9 +48,12 @@ moved, so every backend starts from the same numbers. :meth:`Rule.fold` and
 import numpy as np
 
 from .backend import NUMPY
+from ..core.errors import ClockpropError
 from .floatnet import FloatNet, activation
 
-__all__ = ["RULES", "make_rule", "Rule", "ED", "CSB", "BP", "gate"]
+__all__ = ["RULES", "FAN_IN_SELECT", "make_rule", "Rule", "ED", "CSB", "BP", "gate"]
+
+FAN_IN_SELECT = ("random", "variance")
 
 
 def gate(a, xp=NUMPY):
@@ -137,6 +140,43 @@ class Rule:
                 bias_mask = np.where(unused, 0.0, xp.to_numpy(self.bias_mask[l]))
                 self.bias_mask[l] = xp.asarray(bias_mask)
                 self.b[l] = self.b[l] * self.bias_mask[l]
+
+    def sparsify(self, fan_in, rng, x=None):
+        """Keep ``fan_in[l]`` inputs of every neuron of layer ``l`` (0: all), in the folded
+        layout, and hold the others at zero; before training.
+
+        A neuron chooses among the inputs it may read (with ``ed``: its own class's neurons
+        after the first layer; both copies of an input count as one). In the first layer the
+        choice is uniform, or, given the training inputs ``x``, drawn with probability
+        proportional to each input's standard deviation. The surviving weights are scaled by
+        ``sqrt(n / fan_in)`` (``n`` inputs allowed) so that a neuron starts at the same
+        scale as a dense one. Raises :class:`ClockpropError` for a fan-in above the inputs
+        a neuron of its layer has.
+        """
+        xp = self.xp
+        std = None if x is None else np.asarray(x, dtype=np.float64).std(axis=0)
+        for l, k in enumerate(fan_in):
+            if not k:
+                continue
+            allowed = self._fan_in_allowed(l, self._fold_mask(l, xp.to_numpy(self.mask[l])) > 0)
+            n_allowed = int(allowed.sum(axis=1).max())
+            if k > n_allowed:
+                raise ClockpropError(
+                    f"train: fan_in {k} of layer {l} is more than the {n_allowed} inputs a "
+                    f"neuron of that layer has; choose at most {n_allowed} (or 0: dense)")
+            mask = np.zeros(allowed.shape)
+            for j in range(len(mask)):
+                choices = np.flatnonzero(allowed[j])
+                p = None
+                if l == 0 and std is not None and (std[choices] > 0).sum() >= k:
+                    p = std[choices] / std[choices].sum()
+                mask[j, rng.choice(choices, size=k, replace=False, p=p)] = 1.0
+            self.mask[l] = xp.asarray(self._unfold_mask(l, mask))
+            self.w[l] = self.w[l] * self.mask[l] * float(np.sqrt(n_allowed / k))
+
+    def _fan_in_allowed(self, l, allowed):
+        """The inputs a neuron of layer ``l`` may choose its fan-in from (folded layout)."""
+        return allowed
 
     def _fold_mask(self, l, mask):
         """A training-layout (numpy) mask of layer ``l`` in the folded layout."""
@@ -271,6 +311,15 @@ class _Dense(Rule):
             self.bias_mask.append(np.ones(sizes[l + 1]))
         self._init_extra(hidden, rng)
         self._place(backend)
+
+    def _fan_in_allowed(self, l, allowed):
+        """A sparse output layer reads its own class's hidden neurons: class ``c`` chooses
+        among the last hidden layer's neurons ``j`` with ``j mod C == c`` (csb's tag: the
+        neurons whose error is ``e_c``; bp gets the same topology)."""
+        if l < len(self.w) - 1 or not self.hidden:
+            return allowed
+        tags = np.arange(self.hidden[-1]) % self.n_classes
+        return allowed & (tags[None, :] == np.arange(self.n_classes)[:, None])
 
     def _init_extra(self, hidden, rng):
         """Rule-specific constants, drawn after the weights (numpy, before :meth:`_place`)."""

@@ -27,7 +27,7 @@ from .backend import DEVICES, get_backend
 from ..core.errors import ClockpropError
 from .floatnet import FloatNet, quantize
 from ..core.qformat import QFormat
-from .rules import RULES, make_rule
+from .rules import FAN_IN_SELECT, RULES, make_rule
 
 __all__ = ["TrainConfig", "TrainResult", "train", "config_from_dict"]
 
@@ -60,6 +60,17 @@ class TrainConfig:
         Pruning happens after this (0-based) epoch; ``-1`` means half way.
     qat : bool
         Quantization-aware training: the forward pass in the integer format.
+    fan_in : int or tuple
+        Sparse fan-in, one entry per layer (an integer: every layer): ``0`` dense, else every
+        neuron of that layer reads only ``fan_in`` of its inputs, chosen before training and
+        held (the other weights are exact zeros, like pruned ones; its bias stays). Small
+        fan-ins let the hardware map a neuron to the truth table of its input bits
+        (:class:`~clockprop.hw.lut.TruthTableLayer`).
+    fan_in_select : str
+        How the inputs are chosen (:meth:`Rule.sparsify`): ``"random"`` (uniformly, from
+        ``seed``) or ``"variance"`` (the first layer draws its inputs with probability
+        proportional to their standard deviation over the training split, so inputs that
+        never change are never read; deeper layers uniformly).
     seed : int
         Seed of the one random generator.
     device : str
@@ -78,6 +89,8 @@ class TrainConfig:
     prune: float = 0.85
     prune_epoch: int = -1
     qat: bool = False
+    fan_in: tuple = 0
+    fan_in_select: str = "random"
     seed: int = 0
     device: str = "numpy"
 
@@ -108,6 +121,18 @@ class TrainConfig:
             if not (_is_number(value) and ok(value)):
                 raise ClockpropError(f"train: {name} must be a number in {allowed}, "
                                      f"got {value!r}")
+        n_layers = len(self.hidden) + 1
+        fan_in = (self.fan_in,) * n_layers if _is_int(self.fan_in) else self.fan_in
+        if (not isinstance(fan_in, (tuple, list)) or len(fan_in) != n_layers or
+                not all(_is_int(k) and 0 <= k <= 65536 for k in fan_in)):
+            raise ClockpropError(f"train: fan_in must be a non-negative integer or one per "
+                                 f"layer ({n_layers}: the hidden layers and the output), "
+                                 f"0 meaning dense, got {self.fan_in!r}")
+        object.__setattr__(self, "fan_in", tuple(int(k) for k in fan_in))
+        if self.fan_in_select not in FAN_IN_SELECT:
+            raise ClockpropError(f"train: fan_in_select must be one of "
+                                 f"{', '.join(repr(s) for s in FAN_IN_SELECT)}, "
+                                 f"got {self.fan_in_select!r}")
         if not isinstance(self.qat, bool):
             raise ClockpropError(f"train: qat must be true or false, got {self.qat!r}")
         if self.device not in DEVICES:
@@ -117,6 +142,7 @@ class TrainConfig:
     def to_dict(self):
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["hidden"] = list(self.hidden)
+        d["fan_in"] = list(self.fan_in)
         return d
 
 
@@ -187,6 +213,8 @@ def train(cfg, data, fmt=None, progress=None):
     rng = np.random.default_rng(cfg.seed)
     rule = make_rule(cfg.rule, data.n_inputs, cfg.hidden, data.n_classes, rng, cfg.init, xp)
     x, labels = data.x_train, data.y_train
+    if any(cfg.fan_in):
+        rule.sparsify(cfg.fan_in, rng, x if cfg.fan_in_select == "variance" else None)
     targets = xp.asarray(np.eye(data.n_classes)[labels])
     x_dev = xp.asarray(x)                       # the training split, on the device once
     prune_epoch = cfg.epochs // 2 - 1 if cfg.prune_epoch < 0 else cfg.prune_epoch

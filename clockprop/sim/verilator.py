@@ -296,17 +296,19 @@ def _pipeline_sources():
     from ..core import qformat  # noqa: F401
     names = sorted(name for name in sys.modules
                    if name.startswith(f"{__package__.rpartition('.')[0]}.hw.")
-                   or name.endswith(".core.qformat"))
+                   or name.endswith((".core.qformat", ".models.truthtable")))
     return [Path(sys.modules[name].__file__) for name in names
             if getattr(sys.modules[name], "__file__", None)]
 
 
 def _model_key(model, register_every, fold):
+    from ..hw.pipeline import layer_mappings
     h = hashlib.sha256()
     import amaranth
     h.update(json.dumps({"fmt": model.fmt.to_dict(), "register_every": register_every,
                          "fold": fold, "amaranth": amaranth.__version__, "top": TOP,
-                         "fracs": [l.frac for l in model.layers]}).encode())
+                         "fracs": [l.frac for l in model.layers],
+                         "mappings": layer_mappings(model, fold)}).encode())
     for layer in model.layers:
         h.update(np.ascontiguousarray(layer.weight, dtype="<i8").tobytes())
         h.update(np.ascontiguousarray(layer.bias, dtype="<i8").tobytes())

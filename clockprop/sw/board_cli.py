@@ -173,6 +173,7 @@ def cmd_fit(args):
     from ..boards.build import selftest_split
     from ..boards.registry import BOARDS, get_board
     from ..boards.fit import check_fit
+    from ..hw.pipeline import Pipeline
 
     model = _load(args.model)
     boards = [get_board(args.board)] if args.board else list(BOARDS.values())
@@ -189,6 +190,10 @@ def cmd_fit(args):
               f"EBR {need['ebr']}/{have['ebr']}  DSP {need['dsp']}/{have['dsp']}  "
               f"self-test samples {n}" + (f"  ({'; '.join(fit.warnings)})"
                                           if fit.warnings else ""))
+    for row in Pipeline(model, register_every=register_every, fold=fold).layer_rows():
+        bits = f", {row['table_bits']} input bits" if "table_bits" in row else ""
+        print(f"layer {row['layer']} ({row['shape'][0]} -> {row['shape'][1]}): "
+              f"{row['mapping']}{bits}, {row['lut']} LUT4, {row['ff']} FF (estimate)")
     return rows
 
 

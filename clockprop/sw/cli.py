@@ -215,8 +215,9 @@ def cmd_report(args):
     except (FileNotFoundError, json.JSONDecodeError):
         raise ClockpropError(f"{sim_path} is missing or unreadable; run "
                              f"'clockprop sim {args.model}' first") from None
-    cost = Pipeline(model, register_every=sim.get("register_every", 0),
-                    fold=sim.get("fold")).estimate()
+    pipeline = Pipeline(model, register_every=sim.get("register_every", 0),
+                        fold=sim.get("fold"))
+    cost = pipeline.estimate()
     meta = model.meta
     summary = {
         "name": meta["name"], "dataset": meta["dataset"], "split": meta["split"],
@@ -231,6 +232,7 @@ def cmd_report(args):
                                        for layer in model.layers)),
             "csd_terms": int(sum(csd_count(layer.weight) for layer in model.layers)),
             "lut_estimate": cost.lut, "ff_estimate": cost.ff, "rom_bits": cost.rom_bits,
+            "layers": pipeline.layer_rows(),
         },
     }
     _, y = _test_split(model)

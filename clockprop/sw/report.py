@@ -117,6 +117,10 @@ def _markdown(s):
         f"| estimated logic | {r['lut_estimate']} LUT4, {r['ff_estimate']} FF, "
         f"{r.get('rom_bits', 0)} ROM bits "
         f"(from the elaborated design; synthesis numbers come with `make bitstream`) |",
+        *(f"| layer {row['layer']} ({row['shape'][0]} -> {row['shape'][1]}) | "
+          f"{row['mapping']}" + (f" ({row['table_bits']} input bits per neuron)"
+                                 if "table_bits" in row else "") +
+          f": {row['lut']} LUT4, {row['ff']} FF |" for row in r.get("layers", [])),
         "",
         "![confusion matrix](confusion.png) ![learning curve](learning_curve.png)",
         "",

@@ -105,7 +105,7 @@ def test_fit_cli(tmp_path, big, capsys):
 def test_folding_trades_logic_for_block_ram(big):
     flat = estimate(big, capacity=UP5K)
     folded = estimate(big, fold=[64, 32], capacity=UP5K)
-    assert folded["lut"] < flat["lut"] / 10
+    assert folded["lut"] < flat["lut"] / 8      # the ROM-fed adders and control stay
     # Layer 0: 64 words of 32 x 1 x 8 bits (256 x 16 blocks: 16); layer 1: 32 words of
     # 10 x 1 x 8 bits (5 blocks).
     assert rom_ebr(big, [64, 32], UP5K) == 21

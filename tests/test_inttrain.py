@@ -7,7 +7,7 @@ import pytest
 
 from clockprop.core.errors import ClockpropError
 from clockprop.models.inttrain import IntTrainConfig, IntTrainer, train_int
-from clockprop.models.recurrent import Lfsr16
+from clockprop.core.lfsr import Lfsr16
 
 
 def _teacher_task(rng, n, n_in=8, n_classes=3):

@@ -202,3 +202,48 @@ def test_estimate_against_yosys(family, tmp_path):
     ffs = sum(n for name, n in cells.items() if name.startswith(("SB_DFF", "TRELLIS_FF")))
     assert abs(luts - dut.cost.lut) <= 0.3 * luts, (luts, dut.cost.lut)
     assert ffs <= dut.cost.ff + 2          # the output bits (constants removed) and valid
+
+
+def test_vote_fixes_the_output_to_signed_powers_of_two():
+    data = load_dataset("digits", 0)
+    fmt = QFormat(act_bits=2, weight_bits=6)
+    cfg = TrainConfig(rule="csb", hidden=(80,), fan_in=(3, 8), vote=True, epochs=6, lr=0.05,
+                      qat=True, prune=0.0, fan_in_select="variance")
+    from clockprop.models.floatnet import quantize
+    net = train(cfg, data, fmt).net
+    out = net.weights[-1]
+    assert set(np.unique(np.abs(out[out != 0]))) == {0.25}        # 2**-round(log2(sqrt(8)))
+    assert (np.count_nonzero(out, axis=1) == 8).all()
+    tags = np.arange(80) % 10
+    assert all(set(tags[np.flatnonzero(out[c])]) == {c} for c in range(10))
+    model = quantize(net, fmt)
+    w = model.layers[-1].weight
+    assert len(set(np.abs(w[w != 0]))) == 1 and bin(int(np.abs(w).max())).count("1") == 1
+    assert model.accuracy(fmt.quantize_input(data.x_test), data.y_test) > 0.4
+    with pytest.raises(ClockpropError, match="vote needs rule csb or bp"):
+        TrainConfig(rule="ed", vote=True)
+
+
+def test_adder_tree_counts_the_bits_synthesis_keeps():
+    """Two 2-bit values shifted by 4: their difference needs 3 bits above the 4 zeros
+    (Amaranth's widths would count 8), so 3 LUT4; the value is exact."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+    from clockprop.hw.arith import AdderTree, Cost
+    m = Module()
+    a, b = Signal(2), Signal(2)
+    cost = Cost()
+    total = AdderTree(m, None, 0, cost).sum([(a.shift_left(4), +1, 4), (b.shift_left(4), -1, 4)], 0, "s", 0)
+    assert cost.lut == 3
+    sim = Simulator(m)
+    seen = []
+
+    async def bench(ctx):
+        for x in range(4):
+            for y in range(4):
+                ctx.set(a, x)
+                ctx.set(b, y)
+                seen.append((x, y, ctx.get(total)))
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(v == (x - y) * 16 for x, y, v in seen)

@@ -77,8 +77,11 @@ class DenseLayer(wiring.Component):
         self.activate = activate
         self.register_every = register_every
         self.acc_width = fmt.acc_width(layer.weight, layer.bias)
-        self._terms = [[(i, shift, sign) for i in range(layer.n_in)
-                        for shift, sign in csd_digits(layer.weight[j, i])]
+        # the added terms first, then the subtracted: each half sums as unsigned numbers,
+        # and one subtraction joins them (mixed pairs would be signed from the first level)
+        self._terms = [sorted(((i, shift, sign) for i in range(layer.n_in)
+                               for shift, sign in csd_digits(layer.weight[j, i])),
+                              key=lambda term: -term[2])
                        for j in range(layer.n_out)]
         probe = AdderTree(None, None, register_every, Cost())
         self.tree_levels = max(probe.levels_for(len(t), int(b))
@@ -133,7 +136,7 @@ class DenseLayer(wiring.Component):
         out = Signal.like(self.o.payload, reset_less=True)      # data: no reset (hw.arith)
         m.d.comb += self.o.payload.eq(out)
         for j, terms in enumerate(self._terms):
-            leaves = [(src[j][i] << shift, sign) for i, shift, sign in terms]
+            leaves = [(src[j][i].shift_left(shift), sign, shift) for i, shift, sign in terms]
             h = tree.sum(leaves, int(self.layer.bias[j]), f"n{j}", self.tree_levels)
             acc = Signal(signed(self.acc_width), name=f"acc{j}", reset_less=self.acc_register)
             if self.acc_register:

@@ -27,7 +27,8 @@ from amaranth.utils import ceil_log2
 
 from ..core.errors import ClockpropError
 from ..core.qformat import signed_width
-from ..models.recurrent import LFSR_TAPS, SAMPLE_PRECISION, IntElman, IntSioConv
+from ..core.lfsr import LFSR_TAPS
+from ..models.recurrent import SAMPLE_PRECISION, IntElman, IntSioConv
 from .arith import AdderTree, Cost, csd_digits
 from .dense import activation
 
@@ -46,7 +47,7 @@ def prompt_layout(n_vocab, count_bits):
 
 
 def lfsr_draw_masks(steps=16):
-    """One draw of :class:`~clockprop.models.recurrent.Lfsr16` as a linear map over GF(2).
+    """One draw of :class:`~clockprop.core.lfsr.Lfsr16` as a linear map over GF(2).
 
     Returns 16 masks: bit ``b`` of the state after ``steps`` steps is the XOR of the bits of
     the state before that are set in ``masks[b]``.

@@ -13,7 +13,7 @@ from amaranth.utils import ceil_log2
 from ..core.errors import ClockpropError
 from ..models.inttrain import LFSR_BITS, lfsr_offsets
 from ..core.qformat import signed_width
-from ..models.recurrent import LFSR_TAPS
+from ..core.lfsr import LFSR_TAPS
 from .arith import AdderTree, Cost
 
 __all__ = ["TrainableNet", "sample_layout", "result_layout"]

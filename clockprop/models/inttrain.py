@@ -75,7 +75,7 @@ an up/down counter that stops at the bounds (bit-identical to the clamp).
 
 Rounding ``r`` (``rounding``): ``"lfsr"`` (stochastic rounding), ``"half"`` (the constant
 ``2**(k - 1)``) or ``"floor"`` (0). With ``"lfsr"`` a 16-bit Galois LFSR
-(:class:`models.recurrent.Lfsr16`, poly 0xB400, seeded with ``lfsr_seed``) is drawn once per
+(:class:`core.lfsr.Lfsr16`, poly 0xB400, seeded with ``lfsr_seed``) is drawn once per
 training sample (16 steps); column ``i`` of layer ``l`` takes the ``k`` bits
 of the state starting at bit ``(7 i + 5 l) mod 16`` (cyclically), so ``r_{l,i}`` is uniform in
 ``[0, 2**k)``. All rows of a column share ``r``: the rounding is unbiased for every weight
@@ -97,7 +97,7 @@ import numpy as np
 from ..core.errors import ClockpropError
 from .intmodel import IntLayer, IntModel
 from ..core.qformat import QFormat, signed_width
-from .recurrent import Lfsr16
+from ..core.lfsr import Lfsr16
 
 __all__ = ["IntTrainConfig", "IntTrainer", "IntTrainResult", "train_int", "lfsr_offsets",
            "lr_schedule", "sample_order", "ROUNDINGS", "INT_RULES", "ONCHIP_DIGITS",

@@ -63,12 +63,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import ClockpropError
+from ..core.lfsr import Lfsr16
 from ..core.qformat import QFormat, signed_width
 
 __all__ = [
     "CELLS", "RecurrentConfig", "ElmanNet", "SioConvNet", "IntElman", "IntSioConv",
     "TrainResult", "train_recurrent", "quantize_recurrent", "bits_per_char", "accuracy",
-    "Lfsr16", "LFSR_TAPS", "SAMPLE_PRECISION", "sample_index", "temperature_shift",
+    "SAMPLE_PRECISION", "sample_index", "temperature_shift",
     "generate", "prompt_ids", "class_tags", "decay_shifts_per_channel",
 ]
 
@@ -543,34 +544,7 @@ def accuracy(model, ids, mask=None):
 
 # -- generation ------------------------------------------------------------------------------
 
-LFSR_TAPS = 0xB400          # x^16 + x^14 + x^13 + x^11 + 1, Galois, shifting right
 SAMPLE_PRECISION = 15       # weight of the largest logit: 1 << 15
-
-
-class Lfsr16:
-    """The 16-bit maximal-length Galois LFSR shared with the gateware.
-
-    One step: ``out = s & 1; s >>= 1; if out: s ^= 0xB400`` (period 65535, ``s != 0``).
-    One draw is 16 steps and returns the new state ``u`` in ``[1, 65535]``.
-    """
-
-    def __init__(self, seed=0xACE1):
-        if not isinstance(seed, int) or not 1 <= seed <= 0xFFFF:
-            raise ClockpropError(f"the LFSR seed must be an integer in [1, 65535], got "
-                                 f"{seed!r} (0 would lock the LFSR)")
-        self.state = seed
-
-    def step(self):
-        out = self.state & 1
-        self.state >>= 1
-        if out:
-            self.state ^= LFSR_TAPS
-        return self.state
-
-    def draw(self):
-        for _ in range(16):
-            self.step()
-        return self.state
 
 
 def sample_index(logits, shift, lfsr):

@@ -339,10 +339,30 @@ class _Dense(Rule):
         return FloatNet(weights=[self.xp.to_numpy(w) for w in self.w],
                         biases=[self.xp.to_numpy(b) for b in self.b])
 
+    voting = False
+
+    def vote(self, rng):
+        """Fix the output layer to votes: class ``c``'s logit is ``v * sum_j s_j a_j`` over
+        the hidden neurons it reads (``s_j = +-1``: csb's sign, a random one for bp), plus its
+        bias, the only output parameter that still learns. ``v = 2**-round(log2(sqrt(k)))``
+        for ``k`` inputs per class, a power of two, so every quantized output weight is one
+        shifted term of the logit's adder tree."""
+        xp = self.xp
+        mask = xp.to_numpy(self.mask[-1])
+        k = max(int(mask.sum(axis=1).max()), 1)
+        signs = (xp.to_numpy(self.signs[-1]) if hasattr(self, "signs") and self.signs else
+                 rng.choice([-1.0, 1.0], size=mask.shape[1]))
+        v = 2.0 ** -round(np.log2(np.sqrt(k)))
+        self.w[-1] = xp.asarray(mask * signs[None, :] * v)
+        self.voting = True
+
     def _step(self, deltas, acts, lr, weight_decay):
         n = len(acts[0])
         self._decay(lr, weight_decay)
         for l, delta in enumerate(deltas):
+            if self.voting and l == len(deltas) - 1:
+                self.b[l] = (self.b[l] + (lr / n) * delta.sum(axis=0)) * self.bias_mask[l]
+                continue
             self.w[l] = (self.w[l] + (lr / n) * delta.T @ acts[l]) * self.mask[l]
             self.b[l] = (self.b[l] + (lr / n) * delta.sum(axis=0)) * self.bias_mask[l]
 

@@ -173,7 +173,8 @@ class BoardGenerator:
         message rather than an error code from the board.
         """
         from ..core.protocol import FrameType, GenerateRequest, TextReply
-        from ..models.recurrent import Lfsr16, prompt_ids
+        from ..core.lfsr import Lfsr16
+        from ..models.recurrent import prompt_ids
         ids = prompt_ids(self.model, self.vocab, prompt, n)
         if len(ids) > self.max_prompt:
             raise ClockpropError(f"the prompt has {len(ids)} characters; the board takes at "
@@ -260,7 +261,8 @@ def _generate_on_board(args, model, vocab, prompt, golden, name):
 def bitstream_recurrent(path, args):
     """``clockprop bitstream <recurrent model file> --board B``: build the recurrent top."""
     from ..boards.recurrent_top import build_recurrent
-    from ..models.recurrent import Lfsr16, temperature_shift
+    from ..core.lfsr import Lfsr16
+    from ..models.recurrent import temperature_shift
     model, vocab, meta = load_recurrent(path)
     shift = getattr(args, "shift", None)
     if getattr(args, "temperature", None) is not None:

@@ -14,8 +14,6 @@ from ..models.truthtable import LUT_BITS, check_table_bits, table_bits
 
 __all__ = ["Pipeline", "check_fold", "config_hardware", "hardware_options", "layer_mappings"]
 
-MAPPINGS = ("truth-table", "shift-add", "folded")
-
 
 def check_fold(model, fold):
     """Fold factors, one per layer (all 1 when ``fold`` is None), each dividing its fan-in.

@@ -121,9 +121,9 @@ def check_toolchain(family):
 def selftest_split(model, board, *, fold=None, limit=None):
     """The test split to store on chip: as many samples as the board's block RAM holds
     next to the weight ROMs of the folded layers."""
-    from ..models.datasets import load_dataset
+    from ..models.datasets import model_dataset
     from .fit import selftest_capacity
-    data = load_dataset(model.meta["dataset"], model.meta.get("split_seed", 0))
+    data = model_dataset(model.meta)
     a, y = model.fmt.quantize_input(data.x_test), data.y_test
     n = selftest_capacity(model, board.capacity, len(a), fold=fold)
     if limit is not None:

@@ -2,9 +2,12 @@
 
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+from .errors import ClockpropError
+
+__all__ = ["write_atomic", "read_toml"]
 
 
 def write_atomic(path, data):
@@ -28,3 +31,16 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_toml(path, what):
+    """The tables of TOML file ``path``; a missing, unreadable or invalid file raises
+    :class:`ClockpropError` naming it as ``what`` ("config file", "search space", ...)."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ClockpropError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClockpropError(f"cannot read {what} {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ClockpropError(f"{what} {path} is not valid TOML: {e}") from None

@@ -1,8 +1,10 @@
 """A user's model configuration: one TOML file, validated into frozen dataclasses.
 
     name = "digits"            # names build/<name>/, gateware/<name>/, reports/<name>/
-    dataset = "digits"
+    dataset = "digits"         # a built-in name, or an .npz/.csv file (models.userdata)
     split_seed = 0
+    label = "species"          # CSV files only: the label column (no default)
+    scale = "feature"          # files only: "feature", "global" or "none" (models.userdata)
 
     [format]                   # core.qformat.QFormat
     act_bits = 4
@@ -25,17 +27,17 @@
 """
 
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 from .datasets import DATASETS
+from .userdata import SCALES, is_data_file
 from ..core.errors import ClockpropError
+from ..core.fileio import read_toml
 from ..core.qformat import QFormat
 from .train import TrainConfig, config_from_dict
 from .truthtable import LUT_BITS, check_table_bits
 
-__all__ = ["HardwareConfig", "RunConfig", "load_config"]
+__all__ = ["HardwareConfig", "RunConfig", "load_config", "from_dict", "config_keys"]
 
 
 def _count(value, minimum):
@@ -83,6 +85,8 @@ class RunConfig:
     name: str = "digits"
     dataset: str = "digits"
     split_seed: int = 0
+    label: str | None = None
+    scale: str = "feature"
     fmt: QFormat = field(default_factory=QFormat)
     train: TrainConfig = field(default_factory=TrainConfig)
     reference: TrainConfig | None = None
@@ -94,15 +98,28 @@ class RunConfig:
             raise ClockpropError(f"config: name must be a letter followed by letters, digits "
                                  f"or '_' (it names files and a Verilog module), got "
                                  f"{self.name!r}")
-        if self.dataset not in DATASETS:
-            raise ClockpropError(f"config: unknown dataset {self.dataset!r}; known datasets: "
-                                 f"{', '.join(sorted(DATASETS))}")
+        self._check_data()
         if not isinstance(self.split_seed, int) or isinstance(self.split_seed, bool) \
                 or self.split_seed < 0:
             raise ClockpropError(f"config: split_seed must be a non-negative integer, got "
                                  f"{self.split_seed!r}")
 
         self._check_tables()
+
+    def _check_data(self):
+        if not isinstance(self.dataset, str) or (self.dataset not in DATASETS
+                                                 and not is_data_file(self.dataset)):
+            raise ClockpropError(f"config: unknown dataset {self.dataset!r}; give a built-in "
+                                 f"one ({', '.join(sorted(DATASETS))}) or an .npz or .csv "
+                                 f"file")
+        if self.label is not None and (not isinstance(self.label, str) or not self.label):
+            raise ClockpropError(f"config: label must be a column name, got {self.label!r}")
+        if self.label is not None and not self.dataset.lower().endswith(".csv"):
+            raise ClockpropError(f"config: label names the label column of a CSV dataset; "
+                                 f"dataset {self.dataset!r} is not a CSV file")
+        if self.scale not in SCALES:
+            raise ClockpropError(f"config: scale must be one of "
+                                 f"{', '.join(map(repr, SCALES))}, got {self.scale!r}")
 
     def _check_tables(self):
         """A sparse hidden layer is meant to become truth tables: its fan-in times the
@@ -119,6 +136,7 @@ class RunConfig:
 
     def to_dict(self):
         return {"name": self.name, "dataset": self.dataset, "split_seed": self.split_seed,
+                "label": self.label, "scale": self.scale,
                 "format": self.fmt.to_dict(), "train": self.train.to_dict(),
                 "reference": self.reference.to_dict() if self.reference else None,
                 "hardware": self.hardware.to_dict()}
@@ -126,6 +144,14 @@ class RunConfig:
 
 _TABLES = ("format", "train", "reference", "hardware")
 _TOP = {f.name for f in fields(RunConfig)} - {"fmt", "train", "reference", "hardware"}
+
+
+def config_keys():
+    """Every setting a config has: ``{"": top-level keys, "format": ..., "train": ...,
+    "reference": ..., "hardware": ...}`` (the keys of ``--set section.key``)."""
+    train = {f.name for f in fields(TrainConfig)}
+    return {"": set(_TOP), "format": {f.name for f in fields(QFormat)}, "train": train,
+            "reference": train, "hardware": {f.name for f in fields(HardwareConfig)}}
 
 
 def from_dict(d, overrides=None):
@@ -175,15 +201,5 @@ def _train_config(table, section):
 
 def load_config(path=None, overrides=None):
     """Read a TOML config (or the defaults when ``path`` is None) and apply ``overrides``."""
-    d = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            d = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ClockpropError(f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ClockpropError(f"cannot read config file {path}: {e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ClockpropError(f"config file {path} is not valid TOML: {e}") from None
+    d = read_toml(path, "config file") if path is not None else {}
     return from_dict(d, overrides)

@@ -1,16 +1,18 @@
 """Datasets that work offline, each with a fixed, documented split.
 
 Every dataset yields float inputs in ``[0, 1]`` (one row per sample) and integer labels.
+A dataset is a built-in name (:data:`DATASETS`) or a user's ``.npz``/``.csv`` file
+(:mod:`clockprop.models.userdata`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core.errors import ClockpropError
 from .mnist import SIZES as MNIST_SIZES
 
-__all__ = ["Dataset", "DATASETS", "load_dataset"]
+__all__ = ["Dataset", "DATASETS", "load_dataset", "model_dataset"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     split: str          # a human-readable statement of the split, quoted in reports
+    source: object = field(default=None, compare=False)  # userdata.DataSource of a file
 
     @property
     def n_inputs(self):
@@ -65,11 +68,27 @@ def _mnist(name):
 DATASETS = {"digits": _digits, **{name: _mnist(name) for name in MNIST_SIZES}}
 
 
-def load_dataset(name, split_seed=0):
-    """Load dataset ``name`` with the split fixed by ``split_seed``."""
+def load_dataset(name, split_seed=0, *, label=None, scale="feature"):
+    """Load dataset ``name`` (a built-in name or an NPZ/CSV path) with the split fixed by
+    ``split_seed``; ``label`` and ``scale`` are for files (:func:`userdata.load_file`)."""
+    from .userdata import is_data_file, load_file
+    if is_data_file(name):
+        return load_file(name, split_seed, label=label, scale=scale)
     try:
         loader = DATASETS[name]
     except KeyError:
         raise ClockpropError(f"unknown dataset {name!r}; known datasets: "
                              f"{', '.join(sorted(DATASETS))}") from None
     return loader(split_seed)
+
+
+def model_dataset(meta):
+    """The dataset a model was trained on, from its metadata: a data file must still be the
+    file it was (same SHA-256), and is scaled by the minima and maxima the model stores."""
+    from .userdata import check_source
+    check_source(meta)
+    source = meta.get("data")
+    if not source:
+        return load_dataset(meta["dataset"], meta.get("split_seed", 0))
+    return load_dataset(source["path"], meta.get("split_seed", 0), label=source["label"],
+                        scale=source["scale"])

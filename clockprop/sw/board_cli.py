@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ClockpropError
+from .cli import test_split
 
 __all__ = ["BoardClient", "RunResult", "register"]
 
@@ -114,12 +115,6 @@ def _model_path(arg):
 def _load(arg):
     from ..models.intmodel import IntModel
     return IntModel.load(_model_path(arg))
-
-
-def _test_split(model):
-    from ..models.datasets import load_dataset
-    data = load_dataset(model.meta["dataset"], model.meta.get("split_seed", 0))
-    return model.fmt.quantize_input(data.x_test), data.y_test
 
 
 def _hardware(args, model, board=None):
@@ -244,9 +239,18 @@ def cmd_program(args):
     _log(f"program: {bitstream} loaded into {board.name}")
 
 
+def _run_samples(args, model):
+    """The test split of the model's data, or the samples of ``--data FILE``."""
+    if not args.data:
+        return test_split(model)
+    from ..models.userdata import load_samples
+    x, y = load_samples(args.data, model.meta, model.n_inputs)
+    return model.fmt.quantize_input(x), y
+
+
 def cmd_run(args):
     model = _load(args.model)
-    a, y = _test_split(model)
+    a, y = _run_samples(args, model)
     if args.limit:
         a, y = a[:args.limit], y[:args.limit]
     with _open_link(args, model) as link:
@@ -255,9 +259,10 @@ def cmd_run(args):
         result = client.classify(a, progress=lambda d, t: _log(f"run: {d}/{t} samples"))
         resends = link.resends
     golden = model.predict(a)
-    acc = float(np.mean(result.classes == y))
+    acc = float(np.mean(result.classes == y)) if y is not None else None
     same = int(np.sum(result.classes == golden))
-    print(f"board accuracy {100 * acc:.2f}% on {len(a)} samples; {same}/{len(a)} classes "
+    scored = f"board accuracy {100 * acc:.2f}%" if y is not None else "no labels"
+    print(f"{scored} on {len(a)} samples; {same}/{len(a)} classes "
           f"equal to the golden model; {result.samples_per_s:.1f} samples/s over the link "
           f"({resends} resends)")
     if same != len(a):
@@ -277,7 +282,7 @@ def cmd_selftest(args):
             split = selftest_split(model, get_board(args.board),
                                    fold=_hardware(args, model)[1])
         else:
-            split = _test_split(model)
+            split = test_split(model)
         if args.limit:
             split = (split[0][:args.limit], split[1][:args.limit])
     else:
@@ -366,6 +371,9 @@ def register(sub):
     model_arg(sp)
     link_args(sp)
     sp.add_argument("--limit", type=int, default=0, help="only the first N test samples")
+    sp.add_argument("--data", metavar="FILE",
+                    help="classify the samples of an .npz/.csv file instead (scaled as the "
+                         "model's training data; accuracy where the file has labels)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("selftest", help="have the board replay its stored test split")

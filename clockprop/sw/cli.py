@@ -96,14 +96,14 @@ def _train_one(cfg, data, fmt, label):
     return train(cfg, data, fmt, progress=progress)
 
 
-def cmd_train(args):
-    from ..models.config import load_config
+def train_model(run, log=_log):
+    """Train, quantize and evaluate :class:`~clockprop.models.config.RunConfig` ``run``: the
+    :class:`~clockprop.models.intmodel.IntModel`, its metadata filled in (not saved)."""
     from ..models.datasets import load_dataset
     from ..models.floatnet import quantize
 
-    run = load_config(args.config, _overrides(args.set))
-    data = load_dataset(run.dataset, run.split_seed)
-    _log(f"data: {data.split}")
+    data = load_dataset(run.dataset, run.split_seed, label=run.label, scale=run.scale)
+    log(f"data: {data.split}")
     result = _train_one(run.train, data, run.fmt, run.train.rule)
     reference = None
     if run.reference:
@@ -116,6 +116,7 @@ def cmd_train(args):
     meta = {
         "name": run.name, "dataset": run.dataset, "split": data.split,
         "split_seed": run.split_seed, "n_classes": data.n_classes, "config": run.to_dict(),
+        "data": data.source.to_dict() if data.source else None,
         "float": {"train_acc": result.net.accuracy(data.x_train, data.y_train),
                   "test_acc": result.net.accuracy(data.x_test, data.y_test),
                   "device": result.device, "train_seconds": result.seconds,
@@ -124,9 +125,17 @@ def cmd_train(args):
     }
     model = quantize(result.net, run.fmt, meta)
     model.meta["integer"] = {"test_acc": model.accuracy(a_test, data.y_test)}
+    return model
+
+
+def cmd_train(args):
+    from ..models.config import load_config
+
+    run = load_config(args.config, _overrides(args.set))
+    model = train_model(run)
     out = Path(args.out) if args.out else BUILD / run.name / "model.json"
     model.save(out)
-    _log(f"train: float {100 * meta['float']['test_acc']:.2f}%, integer "
+    _log(f"train: float {100 * model.meta['float']['test_acc']:.2f}%, integer "
          f"{100 * model.meta['integer']['test_acc']:.2f}% on the test split -> {out}")
     return out
 
@@ -145,9 +154,10 @@ def cmd_export(args):
     _log(f"export: {', '.join(map(str, paths))}")
 
 
-def _test_split(model):
-    from ..models.datasets import load_dataset
-    data = load_dataset(model.meta["dataset"], model.meta.get("split_seed", 0))
+def test_split(model):
+    """The quantized test inputs and labels of the data ``model`` was trained on."""
+    from ..models.datasets import model_dataset
+    data = model_dataset(model.meta)
     return model.fmt.quantize_input(data.x_test), data.y_test
 
 
@@ -160,7 +170,7 @@ def cmd_sim(args):
     path = _model_path(args.model)
     model = IntModel.load(path)
     check_image_size(model.n_inputs, model.meta.get("dataset"))
-    a, y = _test_split(model)
+    a, y = test_split(model)
     if args.limit:
         a, y = a[:args.limit], y[:args.limit]
     golden = model.forward(a)
@@ -221,6 +231,7 @@ def cmd_report(args):
     meta = model.meta
     summary = {
         "name": meta["name"], "dataset": meta["dataset"], "split": meta["split"],
+        "data": meta.get("data"),
         "n_classes": model.n_classes, "shape": model.shape, "format": model.fmt.to_dict(),
         "fracs": [layer.frac for layer in model.layers], "train": meta["config"]["train"],
         "float": meta["float"], "integer": meta["integer"], "reference": meta["reference"],
@@ -235,7 +246,7 @@ def cmd_report(args):
             "layers": pipeline.layer_rows(),
         },
     }
-    _, y = _test_split(model)
+    _, y = test_split(model)
     if len(sim["predicted"]) != len(y):
         y = y[:len(sim["predicted"])]
     paths = write_report(REPORTS / meta["name"], summary, y, sim["predicted"])
@@ -305,7 +316,7 @@ def _parser():
     return p
 
 
-COMMAND_MODULES = [".generate_cli", ".train_cli", ".board_cli"]
+COMMAND_MODULES = [".generate_cli", ".train_cli", ".board_cli", ".sweep_cli"]
 
 
 def main(argv=None):

@@ -77,6 +77,9 @@ def _markdown(s):
         f"# clockprop report: {s['name']}",
         "",
         f"- dataset: {s['split']}",
+        *([f"- data file: `{s['data']['path']}`, SHA-256 `{s['data']['sha256']}`, scale "
+           f"`{s['data']['scale']}`, classes {', '.join(map(str, s['data']['classes']))}"]
+          if s.get("data") else []),
         f"- network: {' -> '.join(map(str, s['shape']))} (rule `{t['rule']}`, "
         f"{'quantization-aware' if t.get('qat') else 'float'} training, seed {t['seed']})",
         f"- number format: {s['format']['act_bits']}-bit activations, "

@@ -76,3 +76,29 @@ def test_bad_model_files(flow, tmp_path):
             result = clockprop(tmp_path, command, name)
             assert_clean_error(result, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(cases)
+
+
+def test_other_data_is_refused(flow, tmp_path):
+    """A model whose data is not found again (here: its split seed edited) is refused by sim,
+    not simulated on whatever the dataset now gives."""
+    from clockprop.models.intmodel import IntModel
+    cwd, _ = flow
+    model = IntModel.load(cwd / "build/tiny/model.json")
+    assert len(model.meta["data_sha256"]) == 64
+    model.meta["split_seed"] = 1
+    model.save(tmp_path / "model.json")
+    result = clockprop(cwd, "sim", str(tmp_path / "model.json"), "--limit", "5")
+    assert_clean_error(result, "not the data the model was trained and tested on",
+                       "split seed 0", "split seed 1")
+    assert not (tmp_path / "sim.json").exists()
+
+
+def test_report_refuses_a_sim_of_other_data(flow, tmp_path):
+    import shutil
+    cwd, _ = flow
+    shutil.copy(cwd / "build/tiny/model.json", tmp_path / "model.json")
+    sim = json.loads((cwd / "build/tiny/sim.json").read_text())
+    sim["data_sha256"] = "0" * 64
+    (tmp_path / "sim.json").write_text(json.dumps(sim))
+    assert_clean_error(clockprop(cwd, "report", str(tmp_path / "model.json")),
+                       "simulated on other data")

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import ClockpropError
-from .mnist import SIZES as MNIST_SIZES
+from .mnist import ENV_VAR as _MNIST_ENV, SIZES as MNIST_SIZES
 
-__all__ = ["Dataset", "DATASETS", "load_dataset", "model_dataset"]
+__all__ = ["Dataset", "DATASETS", "load_dataset", "model_dataset", "fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,18 @@ class Dataset:
     @property
     def n_inputs(self):
         return self.x_train.shape[1]
+
+
+def fingerprint(data):
+    """SHA-256 of a dataset's four arrays as used (after scaling): its identity in model files
+    and simulation results, whatever file, folder or library version it came from."""
+    import hashlib
+    h = hashlib.sha256()
+    for a in (data.x_train, data.y_train, data.x_test, data.y_test):
+        a = np.ascontiguousarray(a, dtype=np.float64 if a.dtype.kind == "f" else np.int64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _stratified_split(x, y, test_fraction, seed):
@@ -84,11 +96,20 @@ def load_dataset(name, split_seed=0, *, label=None, scale="feature"):
 
 def model_dataset(meta):
     """The dataset a model was trained on, from its metadata: a data file must still be the
-    file it was (same SHA-256), and is scaled by the minima and maxima the model stores."""
+    file it was (same SHA-256), and the arrays must be those the model was trained and
+    tested on (:func:`fingerprint`; models written before it was recorded are not checked)."""
     from .userdata import check_source
     check_source(meta)
     source = meta.get("data")
     if not source:
-        return load_dataset(meta["dataset"], meta.get("split_seed", 0))
-    return load_dataset(source["path"], meta.get("split_seed", 0), label=source["label"],
-                        scale=source["scale"])
+        data = load_dataset(meta["dataset"], meta.get("split_seed", 0))
+    else:
+        data = load_dataset(source["path"], meta.get("split_seed", 0), label=source["label"],
+                            scale=source["scale"])
+    expected = meta.get("data_sha256")
+    if expected and fingerprint(data) != expected:
+        raise ClockpropError(
+            f"the data found now is not the data the model was trained and tested on: it was "
+            f"{meta.get('split')!r}, it is now {data.split!r}; give the same data (for MNIST, "
+            f"the same ${_MNIST_ENV} folder, or none for the built-in subset) or retrain")
+    return data

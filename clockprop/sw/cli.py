@@ -99,7 +99,7 @@ def _train_one(cfg, data, fmt, label):
 def train_model(run, log=_log):
     """Train, quantize and evaluate :class:`~clockprop.models.config.RunConfig` ``run``: the
     :class:`~clockprop.models.intmodel.IntModel`, its metadata filled in (not saved)."""
-    from ..models.datasets import load_dataset
+    from ..models.datasets import fingerprint, load_dataset
     from ..models.floatnet import quantize
 
     data = load_dataset(run.dataset, run.split_seed, label=run.label, scale=run.scale)
@@ -117,6 +117,7 @@ def train_model(run, log=_log):
         "name": run.name, "dataset": run.dataset, "split": data.split,
         "split_seed": run.split_seed, "n_classes": data.n_classes, "config": run.to_dict(),
         "data": data.source.to_dict() if data.source else None,
+        "data_sha256": fingerprint(data),
         "float": {"train_acc": result.net.accuracy(data.x_train, data.y_train),
                   "test_acc": result.net.accuracy(data.x_test, data.y_test),
                   "device": result.device, "train_seconds": result.seconds,
@@ -197,6 +198,7 @@ def cmd_sim(args):
         "register_every": register_every,
         **({"build_seconds": result.build_seconds, "build_cached": result.cached}
            if backend == "verilator" else {}),
+        "data_sha256": model.meta.get("data_sha256"),
         "predicted": result.classes.tolist(),
     }
     out = path.parent / "sim.json"
@@ -225,6 +227,10 @@ def cmd_report(args):
     except (FileNotFoundError, json.JSONDecodeError):
         raise ClockpropError(f"{sim_path} is missing or unreadable; run "
                              f"'clockprop sim {args.model}' first") from None
+    if sim.get("data_sha256") != model.meta.get("data_sha256"):
+        raise ClockpropError(f"{sim_path} was simulated on other data than {path} was trained "
+                             f"on (or by another model); run 'clockprop sim {args.model}' "
+                             f"again")
     pipeline = Pipeline(model, register_every=sim.get("register_every", 0),
                         fold=sim.get("fold"))
     cost = pipeline.estimate()

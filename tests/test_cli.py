@@ -23,7 +23,7 @@ def flow(tmp_path_factory):
 def test_flow_end_to_end(flow):
     cwd, result = flow
     assert "450/450 samples bit-exact" in result.stderr
-    assert (cwd / "gateware/tiny/tiny.v").read_text().count("module tiny(") == 1
+    assert (cwd / "gateware/tiny/tiny.v").read_text().count("module tiny_") == 1
     assert (cwd / "gateware/tiny/tiny.il").exists()
     report = json.loads((cwd / "reports/tiny/report.json").read_text())
     g = report["gateware"]

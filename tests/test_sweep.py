@@ -61,6 +61,18 @@ def test_point_key_is_the_resolved_config(tmp_path, monkeypatch):
     assert point_key(run1, board) != point_key(run1, "ulx3s")
 
 
+def test_joined_keys(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = load_space(_space(tmp_path, '[space]\n"train.hidden,train.fan_in" = '
+                                        '[[[20], [2, 2]], [[40], [2, 4]]]\n"train.seed" = [0, 1]\n'))
+    pts = points(space)
+    assert len(pts) == 4
+    assert pts[0] == {"train.hidden": [20], "train.fan_in": [2, 2], "train.seed": 0}
+    assert resolve(space, pts[3])[0].train.fan_in == (2, 4)
+    with pytest.raises(ClockpropError, match="joins 2 keys"):
+        load_space(_space(tmp_path, '[space]\n"train.hidden,train.fan_in" = [[[20]]]\n'))
+
+
 @pytest.mark.parametrize("body, needle", [
     ('[space]\n"train.hiden" = [[2]]\n', "unknown key 'train.hiden'"),
     ('[space]\n"fmt.act_bits" = [2]\n', "unknown key 'fmt.act_bits'"),

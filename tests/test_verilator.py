@@ -5,7 +5,7 @@ import pytest
 
 from clockprop.sim import pysim, verilator
 from clockprop.sim.run import AUTO_WORK, choose_backend, simulate, work
-from clockprop.sim.streams import pack, unpack
+from clockprop.core.words import pack, unpack
 from clockprop.core.errors import ClockpropError
 from clockprop.core.qformat import QFormat
 

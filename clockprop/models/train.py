@@ -70,7 +70,10 @@ class TrainConfig:
         How the inputs are chosen (:meth:`Rule.sparsify`): ``"random"`` (uniformly, from
         ``seed``) or ``"variance"`` (the first layer draws its inputs with probability
         proportional to their standard deviation over the training split, so inputs that
-        never change are never read; deeper layers uniformly).
+        never change are never read; deeper layers uniformly) or ``"magnitude"`` (the first
+        layer trains dense for the first quarter of the epochs, then every neuron keeps its
+        ``fan_in`` most salient inputs, :meth:`Rule.keep_strongest`, and the rest of the
+        training adapts to them; deeper layers uniformly).
     vote : bool
         csb and bp only: the output layer is fixed to votes, ``+-v`` for each hidden neuron
         a class reads (:meth:`Rule.vote`; a power of two, so a logit is a plain sum of
@@ -230,8 +233,10 @@ def train(cfg, data, fmt=None, progress=None):
     rng = np.random.default_rng(cfg.seed)
     rule = make_rule(cfg.rule, data.n_inputs, cfg.hidden, data.n_classes, rng, cfg.init, xp)
     x, labels = data.x_train, data.y_train
+    magnitude = cfg.fan_in_select == "magnitude" and cfg.fan_in[0] > 0
     if any(cfg.fan_in):
-        rule.sparsify(cfg.fan_in, rng, x if cfg.fan_in_select == "variance" else None)
+        first = (0,) + cfg.fan_in[1:] if magnitude else cfg.fan_in
+        rule.sparsify(first, rng, x if cfg.fan_in_select == "variance" else None)
     if cfg.vote:
         rule.vote(rng)
     targets = xp.asarray(np.eye(data.n_classes)[labels])
@@ -258,6 +263,8 @@ def train(cfg, data, fmt=None, progress=None):
                                               cfg.weight_decay) * len(idx)
         if cfg.prune and epoch == prune_epoch:
             rule.prune(cfg.prune, x)
+        if magnitude and epoch == cfg.epochs // 4:
+            rule.keep_strongest(0, cfg.fan_in[0], x)
         loss = float(loss_sum) / len(x)         # (waits for a GPU to finish the epoch)
         train_time += time.perf_counter() - t0
         net = rule.fold()

@@ -7,7 +7,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..hw.pipeline import Pipeline
-from .streams import pack, unpack
+from ..core.words import pack, unpack
 
 __all__ = ["SimResult", "simulate", "run_testbench"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..hw.update import TrainableNet
 from ..core.errors import ClockpropError
 from .pysim import run_testbench
-from .streams import pack, unpack
+from ..core.words import pack, unpack
 
 __all__ = ["TrainSimResult", "simulate_training", "check_weights", "unpack_weights"]
 

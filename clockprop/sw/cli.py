@@ -1,7 +1,8 @@
 """The ``clockprop`` command line: one entry point, one subcommand per step.
 
     clockprop train  [--config FILE] [--set key=value ...]   -> build/<name>/model.json
-    clockprop export MODEL                                    -> gateware/<name>/<name>.v, .il
+    clockprop export MODEL                                    -> gateware/<name>/ (the package)
+    clockprop testbench gateware/<name>                       -> runs its testbench
     clockprop sim    MODEL                                    -> build/<name>/sim.json
     clockprop report MODEL                                    -> reports/<name>/report.{md,json}
     clockprop flow   [--config FILE] [--set key=value ...]   -> all four, in order
@@ -151,8 +152,12 @@ def cmd_export(args):
     out_dir = Path(args.out) if args.out else GATEWARE / name
     register_every, fold = hardware_options(model, register_every=args.register_every,
                                             fold=args.fold)
-    paths = export(model, out_dir, name, register_every=register_every, fold=fold)
-    _log(f"export: {', '.join(map(str, paths))}")
+    vectors = None
+    if args.vectors:
+        vectors = test_split(model)[0][:args.vectors]
+    paths = export(model, out_dir, name, register_every=register_every, fold=fold,
+                   vectors=vectors)
+    _log(f"export: {len(paths)} files in {out_dir}: {', '.join(p.name for p in paths)}")
 
 
 def test_split(model):
@@ -260,11 +265,18 @@ def cmd_report(args):
     return summary
 
 
+def cmd_testbench(args):
+    from ..sim.exported import SIMULATORS, run_exported
+    for simulator in SIMULATORS if args.simulator == "all" else (args.simulator,):
+        line = run_exported(args.folder, simulator)
+        _log(f"testbench ({simulator}): {line}")
+
+
 def cmd_flow(args):
     start = time.perf_counter()
     model = cmd_train(args)
     step = argparse.Namespace(model=str(model), out=None, register_every=None, fold=None,
-                              limit=0, vcd=None)
+                              limit=0, vcd=None, vectors=256)
     cmd_export(step)
     cmd_sim(step)
     cmd_report(step)
@@ -289,9 +301,13 @@ def _parser():
     training(sp)
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("export", help="write the gateware (Verilog, RTLIL) of a model")
+    sp = sub.add_parser("export", help="write the gateware package of a model (Verilog, "
+                                       "RTLIL, testbench, README, manifest)")
     sp.add_argument("model", help="model file or name")
     sp.add_argument("--out", help="output folder (default gateware/<name>/)")
+    sp.add_argument("--vectors", type=int, default=256, metavar="N",
+                    help="test vectors for the testbench: the first N test samples "
+                         "(default 256; 0: no testbench)")
     hardware_args(sp)
     sp.set_defaults(func=cmd_export)
 
@@ -310,6 +326,13 @@ def _parser():
     sp.add_argument("model", help="model file or name")
     sp.set_defaults(func=cmd_report)
 
+    sp = sub.add_parser("testbench", help="run an export's self-checking testbench (Icarus "
+                                          "Verilog, Verilator)")
+    sp.add_argument("folder", help="the export folder (e.g. gateware/digits)")
+    sp.add_argument("--simulator", choices=("all", "iverilog", "verilator"), default="all",
+                    help="which simulator (default: both)")
+    sp.set_defaults(func=cmd_testbench)
+
     sp = sub.add_parser("flow", help="train, export, sim and report in one go")
     training(sp)
     sp.set_defaults(func=cmd_flow)
@@ -327,7 +350,7 @@ COMMAND_MODULES = [".generate_cli", ".train_cli", ".board_cli", ".sweep_cli"]
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    for name in ("register_every", "limit"):
+    for name in ("register_every", "limit", "vectors"):
         if (getattr(args, name, 0) or 0) < 0:
             _log(f"clockprop: error: --{name.replace('_', '-')} must be >= 0")
             return 2

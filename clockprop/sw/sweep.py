@@ -15,6 +15,7 @@ A search space (``clockprop sweep SPACE.toml``)::
     "train.hidden" = [[4], [6], [8]]
     "format.weight_bits" = {range = [3, 5]}        # integers, both ends included (step 3rd)
     "train.lr" = {uniform = [0.02, 0.1]}           # random sampling only
+    "train.hidden,train.fan_in" = [[[340], [3, 34]], [[600], [3, 60]]]   # keys that go together
     board = "icebreaker"              # a scalar is fixed for every point
 
     [resources]                       # what one Ray task asks of a node
@@ -22,6 +23,7 @@ A search space (``clockprop sweep SPACE.toml``)::
     synth_cpus = 1
     synth_memory_gb = 4
 
+Keys joined by commas take their values together: each value is a list of one value per key.
 A point is the base config with the point's keys set; its key (:func:`point_key`) is a hash
 of the full resolved config and the board, so a result is found again whatever the space
 that produced it.
@@ -141,8 +143,14 @@ def load_space(path):
     if not isinstance(table, dict) or not table:
         _fail(path, "a [space] table with at least one key is needed")
     for key in table:
-        _check_key(path, key)
+        for part in key.split(","):
+            _check_key(path, part.strip())
     dims = {key: _dimension(path, key, value, sampling) for key, value in table.items()}
+    for key, values in dims.items():
+        n = len(key.split(","))
+        if n > 1 and (isinstance(values, tuple) or not all(
+                isinstance(v, list) and len(v) == n for v in values)):
+            _fail(path, f"{key!r} joins {n} keys: each of its values is a list of {n} values")
     resources = dict(_RESOURCES)
     for key, value in (d.get("resources") or {}).items():
         if key not in _RESOURCES:
@@ -168,6 +176,7 @@ def points(space):
         rng = np.random.default_rng(space.seed)
         drawn = [{k: _draw(rng, space.dimensions[k]) for k in keys}
                  for _ in range(space.samples)]
+    drawn = [_split_joined(p) for p in drawn]
     unique, seen = [], set()
     for p in drawn:
         tag = json.dumps(p, sort_keys=True)
@@ -175,6 +184,14 @@ def points(space):
             seen.add(tag)
             unique.append(p)
     return unique
+
+
+def _split_joined(point):
+    out = {}
+    for key, value in point.items():
+        parts = [k.strip() for k in key.split(",")]
+        out.update(zip(parts, value) if len(parts) > 1 else [(key, value)])
+    return out
 
 
 def _draw(rng, dim):

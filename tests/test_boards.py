@@ -144,10 +144,10 @@ def test_late_registers_are_grouped_by_name():
         {"net": "core.b", "driver": "ff2", "port": "Q", "endpoints": [
             {"cell": "ff1", "port": "M", "delay": [8.0, 8.2]}]}]}
     assert slow_registers(report, registers, 6.5) == [
-        {"register": "core.a[#]", "port": "M", "driver": "core.b", "endpoints": 1,
-         "worst_ns": 8.2},
-        {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
-         "worst_ns": 7.5}]
+        {"register": "core.a[#]", "port": "M", "driver": "core.b", "clock": None,
+         "endpoints": 1, "worst_ns": 8.2},
+        {"register": "core.a[#]", "port": "DI", "driver": "n#", "clock": None,
+         "endpoints": 1, "worst_ns": 7.5}]
     assert slow_registers(report, registers, 9.0) == []
     # Each clock its own period; a path from one clock to another is not timed.
     clocked = {"detailed_net_timings": [
@@ -157,14 +157,26 @@ def test_late_registers_are_grouped_by_name():
         {"net": "core.b", "driver": "ff2", "event": "posedge slow", "endpoints": [
             {"cell": "ff1", "port": "M", "delay": [8.0, 8.2], "event": "posedge slow"}]}]}
     assert slow_registers(clocked, registers, {"fast": 6.5, "slow": 40.0}) == [
-        {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
-         "worst_ns": 7.5}]
+        {"register": "core.a[#]", "port": "DI", "driver": "n#", "clock": "fast",
+         "endpoints": 1, "worst_ns": 7.5}]
     assert slow_registers(clocked, registers, {"fast": 6.5, "slow": 8.0}) == [
-        {"register": "core.a[#]", "port": "M", "driver": "core.b", "endpoints": 1,
-         "worst_ns": 8.2},
-        {"register": "core.a[#]", "port": "DI", "driver": "n#", "endpoints": 1,
-         "worst_ns": 7.5}]
+        {"register": "core.a[#]", "port": "M", "driver": "core.b", "clock": "slow",
+         "endpoints": 1, "worst_ns": 8.2},
+        {"register": "core.a[#]", "port": "DI", "driver": "n#", "clock": "fast",
+         "endpoints": 1, "worst_ns": 7.5}]
     assert slow_registers({}, registers, 1.0) == []      # no detailed report: nothing
+
+
+def test_only_failing_clocks_list_late_registers():
+    """A domain that meets its constraint (fmax 49.1 MHz for 48 MHz) lists nothing late,
+    whatever the arrival times without the capture clock's delay say."""
+    from clockprop.boards.timing import failing_periods
+    fmax = {"pll": {"constraint_mhz": 48.0, "achieved_mhz": 49.1},
+            "osc": {"constraint_mhz": 12.0, "achieved_mhz": 11.5},
+            "free": {"constraint_mhz": None, "achieved_mhz": 80.0}}
+    assert failing_periods(fmax) == {"osc": 1e3 / 12.0}
+    assert failing_periods({"pll": {"constraint_mhz": 48.0, "achieved_mhz": None}}) == {
+        "pll": 1e3 / 48.0}
 
 
 def test_missing_toolchain(monkeypatch, tiny):

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..core.errors import ClockpropError
 from ..core.fileio import write_atomic
 from .registry import get_board
-from .timing import register_names, slow_registers
+from .timing import failing_periods, register_names, slow_registers
 
 __all__ = ["TOOLS", "TRAIN_CLOCK_HZ", "check_toolchain", "selftest_split", "build",
            "build_train", "program",
@@ -474,7 +474,7 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None, abc9=False
     clock = min(fmax.values(), default={},
                 key=lambda v: abs((v.get("constraint_mhz") or 0) - freq / 1e6))
     slow = []
-    periods = {k: 1e3 / v["constraint_mhz"] for k, v in fmax.items() if v.get("constraint_mhz")}
+    periods = failing_periods(fmax)
     if rep_text and periods and (out_dir / "top.json").exists():
         registers = register_names(json.loads((out_dir / "top.json").read_text()))
         slow = slow_registers(json.loads(rep_text), registers, periods)
@@ -542,12 +542,13 @@ def format_slow_registers(rows):
     if not rows:
         return []
     lines = ["## Late registers", "",
-             "Register inputs whose data arrive after the requested clock period (nextpnr's "
-             "arrival times, setup not included), grouped by name, the latest first:", "",
-             "| register | input | from | registers | latest arrival ns |",
-             "|---|---|---|---|---|"]
-    lines += [f"| `{r['register']}` | {r['port']} | `{r['driver']}` | {r['endpoints']} | "
-              f"{r['worst_ns']:.2f} |" for r in rows]
+             "In the clock domains that miss their constraint: register inputs whose data "
+             "arrive after the clock's period (nextpnr's arrival times, setup not included), "
+             "grouped by name, the latest first:", "",
+             "| clock | register | input | from | registers | latest arrival ns |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| `{r.get('clock') or '?'}` | `{r['register']}` | {r['port']} | "
+              f"`{r['driver']}` | {r['endpoints']} | {r['worst_ns']:.2f} |" for r in rows]
     return lines + [""]
 
 

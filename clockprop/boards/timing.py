@@ -13,7 +13,7 @@ cut next, and how many of its registers are late.
 import re
 from collections import defaultdict
 
-__all__ = ["register_names", "slow_registers"]
+__all__ = ["register_names", "slow_registers", "failing_periods"]
 
 
 def register_names(netlist):
@@ -73,7 +73,8 @@ def slow_registers(report, registers, period_ns, top=12):
     ``{"register", "port", "driver", "endpoints", "worst_ns"}`` (``driver`` is the pattern of
     the net that arrives late). Sinks that are not registers (output pins) are left out, and
     so are paths from one clock to another: nextpnr times those only between related clocks
-    (one driver), which a board top's PLL output and its oscillator are not.
+    (one driver), which a board top's PLL output and its oscillator are not. ``clock`` in a
+    row is the capturing clock's net (None where the report names none).
     """
     groups = defaultdict(list)
     for net in report.get("detailed_net_timings", []):
@@ -87,10 +88,19 @@ def slow_registers(report, registers, period_ns, top=12):
             if period is None or arrival <= period or sink["cell"] not in registers:
                 continue
             driver = registers.get(net["driver"], net["net"])
-            key = (_pattern(registers[sink["cell"]]), sink["port"], _pattern(driver))
+            key = (_pattern(registers[sink["cell"]]), sink["port"], _pattern(driver), capture)
             groups[key].append(arrival)
-    rows = [{"register": reg, "port": port, "driver": drv, "endpoints": len(times),
-             "worst_ns": round(max(times), 2)}
-            for (reg, port, drv), times in groups.items()]
+    rows = [{"register": reg, "port": port, "driver": drv, "clock": clock,
+             "endpoints": len(times), "worst_ns": round(max(times), 2)}
+            for (reg, port, drv, clock), times in groups.items()]
     rows.sort(key=lambda r: (-r["worst_ns"], r["register"]))
     return rows[:top]
+
+
+def failing_periods(fmax):
+    """``{clock net: period ns}`` of the clocks that miss their constraint, from
+    :func:`~clockprop.boards.build.parse_nextpnr`'s ``fmax``: the only domains whose late
+    registers a report lists, so that it never calls late what the summary calls met (an
+    arrival time leaves out the capturing clock's delay, which nextpnr's fmax credits)."""
+    return {k: 1e3 / v["constraint_mhz"] for k, v in fmax.items()
+            if v.get("constraint_mhz") and (v.get("achieved_mhz") or 0) < v["constraint_mhz"]}

@@ -337,15 +337,23 @@ def _parser():
     training(sp)
     sp.set_defaults(func=cmd_flow)
 
-    # Each feature adds its own subcommands: a module with register(subparsers), whose
-    # heavy imports happen inside the command functions.
-    import importlib
-    for module in COMMAND_MODULES:
-        importlib.import_module(module, __package__).register(sub)
+    for register in feature_commands():
+        register(sub)
     return p
 
 
-COMMAND_MODULES = [".generate_cli", ".train_cli", ".board_cli", ".sweep_cli"]
+COMMAND_GROUP = "clockprop.commands"
+
+
+def feature_commands():
+    """The ``register(subparsers)`` functions of the ``clockprop.commands`` entry points
+    (pyproject.toml), in name order; a missing installation says how to fix it."""
+    from importlib.metadata import entry_points
+    found = sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name)
+    if not found:
+        raise SystemExit("clockprop: error: no feature commands are registered; the package's "
+                         "metadata is missing: pip install -e . (or make venv)")
+    return [e.load() for e in found]
 
 
 def main(argv=None):

@@ -1,8 +1,9 @@
 """Benchmark: does quantization hold on every split? Writes reports/bench/quant.{md,json}.
 
 For each default config (``digits``, ``digits_up5k``, ``mnist_up5k``) and split seeds 0-4,
-float training and quantization-aware training (``train.qat``): float and integer test
-accuracy and the float -> integer loss. The points run as one ``clockprop sweep`` per config
+float training and quantization-aware training (``train.qat``), each quantized with the
+largest weight's scale or calibrated on the training split (``train.calibrate``): float and
+integer test accuracy, the float -> integer loss and the LUT4 estimate. The points run as one ``clockprop sweep`` per config
 (local Ray, estimates only; results cached in ``reports/sweep/quant-<config>/``).
 
 Targets (issue 23): the shipped configs lose at most 0.5 points float -> integer on every
@@ -32,7 +33,8 @@ MNIST_UP5K_MIN = 0.90
 def sweep(config):
     space = (f'name = "quant-{config}"\nbase = "configs/{config}.toml"\nsynth = "none"\n'
              f'[space]\n"split_seed" = {{range = [0, {max(SEEDS)}]}}\n'
-             f'"train.qat" = [false, true]\n')
+             f'"train.qat" = [false, true]\n"train.calibrate" = [false, true]\n'
+             f'board = "ulx3s"\n')
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(space)
     try:
@@ -42,12 +44,15 @@ def sweep(config):
 
 
 def rows(config, summary):
-    shipped = load_config(ROOT / "configs" / f"{config}.toml").train.qat
+    cfg = load_config(ROOT / "configs" / f"{config}.toml").train
+    shipped = (cfg.qat, cfg.calibrate)
     out = []
     for r in summary["results"]:
         p = r["point"]
         out.append({"config": config, "split_seed": p["split_seed"], "qat": p["train.qat"],
-                    "shipped": p["train.qat"] == shipped, "status": r["status"],
+                    "calibrate": p["train.calibrate"],
+                    "shipped": (p["train.qat"], p["train.calibrate"]) == shipped,
+                    "status": r["status"], "lut_estimate": r.get("lut_estimate"),
                     "float": r.get("float_acc"), "integer": r.get("int_acc"),
                     "reference": r.get("ref_acc"),
                     "loss": (r["float_acc"] - r["int_acc"]) if r.get("int_acc") is not None
@@ -59,17 +64,19 @@ def markdown(table, targets):
     lines = ["# Quantization on every split", "",
              "Float -> integer loss (points) per split seed; `shipped` marks the training the "
              "config ships with. bp: the float backprop reference of the config.", "",
-             "| config | training | seed | float | integer | loss | bp reference |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(table, key=lambda r: (r["config"], r["qat"], r["split_seed"])):
-        mode = ("QAT" if r["qat"] else "float") + (" (shipped)" if r["shipped"] else "")
+             "| config | training | seed | float | integer | loss | bp reference | LUT4 est. |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(table, key=lambda r: (r["config"], r["qat"], r["calibrate"],
+                                          r["split_seed"])):
+        mode = (("QAT" if r["qat"] else "float") + (", calibrated" if r["calibrate"] else "")
+                + (" (shipped)" if r["shipped"] else ""))
         if r["integer"] is None:
             lines.append(f"| {r['config']} | {mode} | {r['split_seed']} | failed: "
-                         f"{r['reason']} | | | |")
+                         f"{r['reason']} | | | | |")
             continue
         lines.append(f"| {r['config']} | {mode} | {r['split_seed']} | {100 * r['float']:.2f}% "
                      f"| {100 * r['integer']:.2f}% | {100 * r['loss']:+.2f} | "
-                     f"{100 * (r['reference'] or 0):.2f}% |")
+                     f"{100 * (r['reference'] or 0):.2f}% | {r['lut_estimate']} |")
     lines += ["", "## Targets", ""] + [f"- {k}: {'met' if v else 'MISSED'}"
                                        for k, v in targets.items()]
     return "\n".join(lines) + "\n"

@@ -54,3 +54,22 @@ def test_more_bits_means_closer():
         errors.append(np.abs(model.forward(fmt.quantize_input(x)) / scale
                              - net.forward(x)).mean())
     assert errors[0] > errors[1] > errors[2]
+
+
+@given(seed=st.integers(0, 2**32 - 1), depth=st.integers(2, 4))
+def test_calibration_never_loses_training_accuracy(seed, depth):
+    """Calibrated fraction bits are chosen on the training split among candidates that
+    include the uncalibrated ones, so the integer model's training accuracy cannot drop."""
+    rng = np.random.default_rng(seed)
+    shape = [6] + [int(rng.integers(3, 8)) for _ in range(depth - 1)] + [3]
+    net = FloatNet([rng.normal(0, 0.6, (o, i)) for i, o in zip(shape, shape[1:])],
+                   [rng.normal(0, 0.3, o) for o in shape[1:]])
+    fmt = QFormat(act_bits=3, weight_bits=4, bias_bits=16)
+    x = rng.random((60, 6))
+    y = net.predict(x) if seed % 2 else rng.integers(0, 3, 60)
+    plain = quantize(net, fmt)
+    calibrated = quantize(net, fmt, calibrate=(x, y))
+    a = fmt.quantize_input(x)
+    assert calibrated.accuracy(a, y) >= plain.accuracy(a, y)
+    assert all(c.frac >= p.frac for c, p in zip(calibrated.layers, plain.layers))
+    assert all(c.frac - p.frac <= 3 for c, p in zip(calibrated.layers, plain.layers))

@@ -60,6 +60,11 @@ class TrainConfig:
         Pruning happens after this (0-based) epoch; ``-1`` means half way.
     qat : bool
         Quantization-aware training: the forward pass in the integer format.
+    calibrate : bool
+        Post-training quantization chooses each layer's fraction bits on the training split
+        (:func:`~clockprop.models.floatnet.quantize`) instead of the largest weight's: often
+        more accurate, but finer weights have more non-zero digits, so shift-add layers cost
+        more logic (``reports/bench/quant.md``).
     fan_in : int or tuple
         Sparse fan-in, one entry per layer (an integer: every layer): ``0`` dense, else every
         neuron of that layer reads only ``fan_in`` of its inputs, chosen before training and
@@ -96,6 +101,7 @@ class TrainConfig:
     prune: float = 0.85
     prune_epoch: int = -1
     qat: bool = False
+    calibrate: bool = False
     fan_in: tuple = 0
     fan_in_select: str = "random"
     vote: bool = False
@@ -146,8 +152,10 @@ class TrainConfig:
         if self.vote and self.rule == "ed":
             raise ClockpropError("train: vote needs rule csb or bp (ed's output weights "
                                  "already have fixed signs)")
-        if not isinstance(self.qat, bool):
-            raise ClockpropError(f"train: qat must be true or false, got {self.qat!r}")
+        for name in ("qat", "calibrate"):
+            if not isinstance(getattr(self, name), bool):
+                raise ClockpropError(f"train: {name} must be true or false, got "
+                                     f"{getattr(self, name)!r}")
         if self.device not in DEVICES:
             raise ClockpropError(f"train: device must be one of "
                                  f"{', '.join(repr(d) for d in DEVICES)}, got {self.device!r}")

@@ -125,7 +125,8 @@ def train_model(run, log=_log):
                   "samples_per_s": result.samples_per_s},
         "history": result.history, "reference": reference,
     }
-    model = quantize(result.net, run.fmt, meta)
+    model = quantize(result.net, run.fmt, meta, calibrate=(data.x_train, data.y_train)
+                     if run.train.calibrate else None)
     model.meta["integer"] = {"test_acc": model.accuracy(a_test, data.y_test)}
     return model
 

@@ -60,6 +60,10 @@ def rows(config, summary):
     return out
 
 
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
 def markdown(table, targets):
     lines = ["# Quantization on every split", "",
              "Float -> integer loss (points) per split seed; `shipped` marks the training the "
@@ -76,7 +80,7 @@ def markdown(table, targets):
             continue
         lines.append(f"| {r['config']} | {mode} | {r['split_seed']} | {100 * r['float']:.2f}% "
                      f"| {100 * r['integer']:.2f}% | {100 * r['loss']:+.2f} | "
-                     f"{100 * (r['reference'] or 0):.2f}% | {r['lut_estimate']} |")
+                     f"{_pct(r['reference'])} | {r['lut_estimate']} |")
     lines += ["", "## Targets", ""] + [f"- {k}: {'met' if v else 'MISSED'}"
                                        for k, v in targets.items()]
     return "\n".join(lines) + "\n"

@@ -16,6 +16,8 @@ Requests the core answers (frame types of :mod:`clockprop.core.protocol`):
   ``ERROR(CRC)`` so that the host resends it.
 """
 
+from types import SimpleNamespace
+
 from amaranth.build import ResourceError
 from amaranth.hdl import Cat, Const, DomainRenamer, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io, wiring
@@ -136,39 +138,66 @@ class DeviceCore(wiring.Component):
                                      storage=selftest_storage)
         super().__init__()
 
+    # -- elaboration: the link, the sample and answer registers, the pipeline's input, the
+    # -- answer path and the request state machine, in that order (one namespace ``r``) --
+
     def elaborate(self, platform):
         m = Module()
         # The host link's logic runs in ``ld``; the pipeline and the self-test in ``sync``.
         ld = self.link_domain or "sync"
+        r = SimpleNamespace(ld=ld)
+        self._link(m, r)
+        self._registers(m, r)
+        self._pipeline_input(m, r)
+        self._source(m, r)
+        self._answer_path(m, r)
+        self._request_fsm(m, r)
+        return m
 
+    def _event(self, m, pulse, name, src, dst):
+        """A one-clock ``pulse`` in ``src``, as a one-clock pulse in ``dst``: a toggle,
+        flipped a clock after the pulse (so the data that go with it are still a clock
+        before it moves) and synchronised by two flip-flops. Within one domain, the pulse
+        itself."""
+        if src == dst:
+            return pulse
+        was, toggle = Signal(name=f"{name}_pulse"), Signal(name=f"{name}_toggle")
+        m.d[src] += [was.eq(pulse), toggle.eq(toggle ^ was)]
+        synced, seen = Signal(name=f"{name}_synced"), Signal(name=f"{name}_seen")
+        m.submodules[f"{name}_sync"] = FFSynchronizer(toggle, synced, o_domain=dst)
+        m.d[dst] += seen.eq(synced)
+        return synced ^ seen
+
+    def _crossed(self, m, value, name, *, data=True, stages=None):
+        """``value`` through ``stages`` plain registers (no enable, no reset, no logic) on
+        its way into the pipeline: on the ECP5-85F the link, the block RAM and the first
+        layer lie far apart (one route across took 7 ns)."""
+        for k in range(self.crossing if stages is None else stages):
+            reg = Signal.like(value, name=f"{name}_x{k}", reset_less=data)
+            m.d.sync += reg.eq(value)
+            value = reg
+        return value
+
+    def _link(self, m, r):
+        """UART and frame receiver/transmitter, in the link's domain."""
         def on_link(component):
-            return DomainRenamer({"sync": ld})(component) if self.link_domain else component
+            return DomainRenamer({"sync": r.ld})(component) if self.link_domain else component
 
         m.submodules.uart_rx = uart_rx = on_link(UARTRx(self.divisor))
         m.submodules.uart_tx = uart_tx = on_link(UARTTx(self.divisor))
         m.submodules.frame_rx = frame_rx = on_link(FrameRx(self.max_payload,
                                                            timeout=40 * self.divisor))
         m.submodules.frame_tx = frame_tx = on_link(FrameTx())
-        m.submodules.pipeline = pipe = self.pipeline
+        m.submodules.pipeline = r.pipe = self.pipeline
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
         wiring.connect(m, uart_rx.o, frame_rx.i)
         wiring.connect(m, frame_tx.o, uart_tx.i)
+        r.frame_rx, r.frame_tx = frame_rx, frame_tx
 
-        def event(pulse, name, src, dst):
-            """A one-clock ``pulse`` in ``src``, as a one-clock pulse in ``dst``: a toggle,
-            flipped a clock after the pulse (so the data that go with it are still a clock
-            before it moves) and synchronised by two flip-flops. Within one domain, the
-            pulse itself."""
-            if src == dst:
-                return pulse
-            was, toggle = Signal(name=f"{name}_pulse"), Signal(name=f"{name}_toggle")
-            m.d[src] += [was.eq(pulse), toggle.eq(toggle ^ was)]
-            synced, seen = Signal(name=f"{name}_synced"), Signal(name=f"{name}_seen")
-            m.submodules[f"{name}_sync"] = FFSynchronizer(toggle, synced, o_domain=dst)
-            m.d[dst] += seen.eq(synced)
-            return synced ^ seen
-
-        n_in_bits = self.model.n_inputs * self.model.fmt.act_bits
+    def _registers(self, m, r):
+        """The received sample, the answer's registers and counters, the pending error."""
+        ld, frame_rx = r.ld, r.frame_rx
+        r.n_in_bits = self.model.n_inputs * self.model.fmt.act_bits
         # Data registers have no reset (hw.arith.data_register): the flags that say what they
         # hold do. On the ECP5 the reset net had reached the answer and sample registers
         # across the device (9.9 ns).
@@ -198,12 +227,6 @@ class DeviceCore(wiring.Component):
         left = Signal(16, reset_less=True)     # bytes still to move, minus one
         last = Signal(reset_less=True)         # left == 0, registered with it
 
-        def count_from(length):
-            m.d[ld] += [left.eq(length - 1), last.eq(length == 1)]
-
-        def count_down():
-            m.d[ld] += [left.eq(left - 1), last.eq(left == 1)]
-
         pending = Signal(8, reset_less=True)   # error code to report when idle
         has_pending = Signal()                 # pending != 0
 
@@ -216,24 +239,23 @@ class DeviceCore(wiring.Component):
             m.d[ld] += [pending.eq(ErrorCode.CRC), has_pending.eq(1)]
         with m.If(bad_length):
             m.d[ld] += [pending.eq(ErrorCode.LENGTH), has_pending.eq(1)]
+        r.__dict__.update(sample=sample, rx_take=rx_take, rx_byte=rx_byte, rx_at=rx_at,
+                          out=out, out_index=out_index, out_type=out_type, out_len=out_len,
+                          out_empty=out_empty, left=left, last=last, pending=pending,
+                          has_pending=has_pending)
 
-        # Samples cross ``stages`` plain registers (no enable, no reset, no logic) on their way
-        # into the pipeline, with their valid flags delayed as much: on the ECP5-85F the link,
-        # the block RAM and the first layer lie far apart (one route across took 7 ns).
-        def crossed(value, name, *, data=True, stages=self.crossing):
-            for k in range(stages):
-                reg = Signal.like(value, name=f"{name}_x{k}", reset_less=data)
-                m.d.sync += reg.eq(value)
-                value = reg
-            return value
+    def _pipeline_input(self, m, r):
+        """The input register, the result register and the self-test around the pipeline.
 
-        # The pipeline serves either the host's samples or the self-test, between an input
-        # register (so that neither the request FSM nor the sample memory sits on the path
-        # into the first adder tree) and an output register (so that the argmax does not
-        # drive the answer mux or the self-test counters). Results are always taken at once
-        # (only one host sample is ever in flight, and the self-test takes one result per
-        # clock), so the pipeline never stalls on its output. A folded pipeline takes a
-        # sample every ``interval`` clocks: the input register then waits for ``i.ready``.
+        The pipeline serves either the host's samples or the self-test, between an input
+        register (so that neither the request FSM nor the sample memory sits on the path
+        into the first adder tree) and an output register (so that the argmax does not
+        drive the answer mux or the self-test counters). Results are always taken at once
+        (only one host sample is ever in flight, and the self-test takes one result per
+        clock), so the pipeline never stalls on its output. A folded pipeline takes a
+        sample every ``interval`` clocks: the input register then waits for ``i.ready``.
+        """
+        pipe = r.pipe
         st_request = Signal()                  # the state machine asks for a self-test run
         issue_request = Signal()               # ... or has received a sample
         issued = Signal()                      # the host's sample waits for the pipeline
@@ -267,26 +289,36 @@ class DeviceCore(wiring.Component):
             st_active, st_sample = st.o.valid, st.o.payload
         # The request FSM never waits on the pipeline's ready (a combinational path through
         # every folded layer's counter): the sample is offered until taken.
-        with m.If(event(issue_request, "issue", ld, "sync")):
+        with m.If(self._event(m, issue_request, "issue", r.ld, "sync")):
             m.d.sync += issued.eq(1)
         with m.Elif(issued & (src_ready | bool(self.cross_in))):
             m.d.sync += issued.eq(0)
-        host_valid, host_sample = issued, sample[:n_in_bits]
+        r.__dict__.update(st_request=st_request, issue_request=issue_request, issued=issued,
+                          src_valid=src_valid, src_payload=src_payload, res_valid=res_valid,
+                          res=res, st_active=st_active, st_sample=st_sample)
+
+    def _source(self, m, r):
+        """What the input register takes: the host's sample or the self-test's."""
+        st = self.selftest
+        n_in_bits, issued = r.n_in_bits, r.issued
+        host_valid, host_sample = issued, r.sample[:n_in_bits]
+        st_active, st_sample = r.st_active, r.st_sample
         or_sources = (self.cross_in >= 2 and self.selftest is not None and
                       self.selftest.idle_zero)
         if self.cross_in:
             # Both sources cross to the input register: the host's sample (from the link's
             # logic) and the self-test's (from its memory: block RAM's 5.6 ns clock-to-out on
             # the ECP5 left little of a clock for the multiplexer and the route).
-            host_valid = crossed(issued, "issued", data=False, stages=self.cross_in)
+            host_valid = self._crossed(m, issued, "issued", data=False, stages=self.cross_in)
             if or_sources:
                 # Each source is 0 while it has no sample, so the input register takes
                 # their OR, with no multiplexer (its select, one net to every sample bit,
                 # was late on the ECP5-85F): the self-test's by its ROM's zero word, the
                 # host's by a clear of its last crossing register under a copy of "not
                 # issued" per 32 bits (a flip-flop on its bits' reset, no LUT between).
-                early = crossed(host_sample, "sample", stages=self.cross_in - 1)
-                idle_src = crossed(issued, "issued_pre", data=False, stages=self.cross_in - 2)
+                early = self._crossed(m, host_sample, "sample", stages=self.cross_in - 1)
+                idle_src = self._crossed(m, issued, "issued_pre", data=False,
+                                         stages=self.cross_in - 2)
                 chunks = []
                 for k in range(0, n_in_bits, 32):
                     # no reset: the reset net was the late route to these on the ECP5
@@ -297,17 +329,19 @@ class DeviceCore(wiring.Component):
                     chunks.append(part)
                 host_sample = Cat(*chunks)
             else:
-                host_sample = crossed(host_sample, "sample", stages=self.cross_in)
+                host_sample = self._crossed(m, host_sample, "sample", stages=self.cross_in)
             if self.selftest is not None:
-                st_active = crossed(st.o.valid, "st_valid", data=False, stages=self.cross_in)
-                st_sample = crossed(st.o.payload, "st_sample", stages=self.cross_in)
+                st_active = self._crossed(m, st.o.valid, "st_valid", data=False,
+                                          stages=self.cross_in)
+                st_sample = self._crossed(m, st.o.payload, "st_sample", stages=self.cross_in)
         picked_valid, picked = host_valid | st_active, Mux(st_active, st_sample, host_sample)
         if or_sources:
             picked = st_sample.as_value() | host_sample
         elif self.cross_in and self.selftest is not None:
             # The multiplexer's select, copied once per 32 sample bits: one flip-flop
             # driving all of them was a 7.7 ns route on the ECP5-85F.
-            st_prev = crossed(st.o.valid, "st_valid_pre", data=False, stages=self.cross_in - 1)
+            st_prev = self._crossed(m, st.o.valid, "st_valid_pre", data=False,
+                                    stages=self.cross_in - 1)
             chunks = []
             for k in range(0, n_in_bits, 32):
                 sel = Signal(name=f"copy_st_active{k // 32}")
@@ -315,23 +349,161 @@ class DeviceCore(wiring.Component):
                 chunks.append(Mux(sel, st_sample[k:k + 32], host_sample[k:k + 32]))
             picked = Cat(*chunks)
         if self.cross_in:
-            picked_valid = crossed(picked_valid, "src_valid", data=False, stages=1)
-            picked = crossed(picked, "src_payload", stages=1)
-        m.d.comb += [src_valid.eq(picked_valid), src_payload.eq(picked)]
+            picked_valid = self._crossed(m, picked_valid, "src_valid", data=False, stages=1)
+            picked = self._crossed(m, picked, "src_payload", stages=1)
+        m.d.comb += [r.src_valid.eq(picked_valid), r.src_payload.eq(picked)]
 
+    def _answer_path(self, m, r):
+        """The answer's flags and payloads, the events from the pipeline's domain, and the
+        one-byte register into the frame transmitter."""
+        ld, res, frame_tx = r.ld, r.res, r.frame_tx
         # Every answer is loaded in one state, ANSWER, and the state before it says which: the
         # ``ans_*`` flags are that state, registered every clock (one flip-flop each with
         # one-hot state encoding, and no clock enable), so the answer registers' enable is one
         # state decode and their data a two-level AND-OR, however many states answer.
-        ans_pong, ans_result, ans_selftest = (
+        r.ans_pong, r.ans_result, r.ans_selftest = (
             Signal(name=f"ans_{n}") for n in ("pong", "result", "selftest"))
-        ans_error = ~(ans_pong | ans_result | ans_selftest)
-        error_code = Signal(8, reset_less=True)
+        r.ans_error = ~(r.ans_pong | r.ans_result | r.ans_selftest)
+        r.error_code = Signal(8, reset_less=True, name="error_code")
+        # The result and the self-test's counts are read by the link's logic while they
+        # stand still: only the answered request's result, or the finished run's counts.
+        r.result_payload = Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits)
+        # Each result is an event: while the self-test runs they come every clock, but the
+        # request state machine listens for one only while it waits for the host's.
+        r.res_ready = self._event(m, r.res_valid, "result", "sync", ld)
+        r.selftest_payload = Const(0, 1)
+        r.st_done = None
+        if self.selftest is not None:                  # the rise of ``done``: this run's end
+            st = self.selftest
+            r.selftest_payload = Cat(st.correct, st.total, st.cycles)
+            done_was = Signal()
+            m.d.sync += done_was.eq(st.done)
+            r.st_done = self._event(m, st.done & ~done_was, "st_done", "sync", ld)
+            m.d.comb += st.start.eq(self._event(m, r.st_request, "st_start", ld, "sync"))
+        r.h_len = Signal(16, reset_less=True, name="h_len")
+        m.d.comb += [frame_tx.header.payload.type.eq(r.out_type),
+                     frame_tx.header.payload.length.eq(r.out_len)]
 
-        def answer(code=None):
-            if code is not None:
-                m.d[ld] += error_code.eq(code)
-            m.next = "ANSWER"
+        # Payload bytes reach the frame transmitter through a one-byte register that is only
+        # refilled once empty: half its rate (far above the line's), and no path from its
+        # state machine through this one.
+        r.tx_valid = Signal(name="tx_valid")
+        r.tx_byte = Signal(8, reset_less=True, name="tx_byte")
+        # Byte ``out_index`` of the answer, read out a clock ahead: the wide multiplexer is not
+        # on the path into ``tx_byte`` with the state machine's enable. The index moves only
+        # when a byte is sent, and the next is sent at least two clocks later.
+        r.out_byte = Signal(8, reset_less=True, name="out_byte")
+        m.d[ld] += r.out_byte.eq(r.out.word_select(r.out_index, 8))
+        m.d.comb += [frame_tx.i.valid.eq(r.tx_valid), frame_tx.i.payload.eq(r.tx_byte)]
+        with m.If(frame_tx.i.ready):
+            m.d[ld] += r.tx_valid.eq(0)
+
+    def _request_fsm(self, m, r):
+        """The request state machine: receive and decode, then answer."""
+        # The request, decoded into flags as its header is taken.
+        r.req_sample, r.req_ping, r.req_selftest, r.req_known, r.req_empty = (
+            Signal(name=f"req_{n}") for n in ("sample", "ping", "selftest", "known", "empty"))
+        with m.FSM(domain=r.ld) as fsm:
+            self._receive_states(m, r)
+            self._answer_states(m, r)
+        m.d[r.ld] += [r.ans_pong.eq(fsm.ongoing("DECODE") & r.req_ping),
+                      r.ans_result.eq(fsm.ongoing("WAIT")),
+                      r.ans_selftest.eq(fsm.ongoing("SELFTEST_WAIT"))]
+
+    @staticmethod
+    def _count_from(m, r, length):
+        m.d[r.ld] += [r.left.eq(length - 1), r.last.eq(length == 1)]
+
+    @staticmethod
+    def _count_down(m, r):
+        m.d[r.ld] += [r.left.eq(r.left - 1), r.last.eq(r.left == 1)]
+
+    @staticmethod
+    def _answer(m, r, code=None):
+        if code is not None:
+            m.d[r.ld] += r.error_code.eq(code)
+        m.next = "ANSWER"
+
+    def _receive_states(self, m, r):
+        """IDLE, DECODE, LOAD, ISSUE, WAIT, DRAIN, SELFTEST, SELFTEST_WAIT."""
+        ld, frame_rx = r.ld, r.frame_rx
+        has_selftest = self.selftest is not None
+        with m.State("IDLE"):
+            m.d.comb += frame_rx.header.ready.eq(1)
+            with m.If(frame_rx.header.valid):
+                hp = frame_rx.header.payload
+                is_selftest = Const(has_selftest) & (hp.type == FrameType.SELFTEST)
+                self._count_from(m, r, hp.length)
+                m.d[ld] += [
+                    r.h_len.eq(hp.length),
+                    r.req_sample.eq((hp.type == FrameType.SAMPLE) &
+                                    (hp.length == self.sample_bytes)),
+                    r.req_ping.eq(hp.type == FrameType.PING),
+                    r.req_selftest.eq(is_selftest & (hp.length == 0)),
+                    r.req_known.eq((hp.type == FrameType.SAMPLE) | is_selftest),
+                    r.req_empty.eq(hp.length == 0),
+                ]
+                m.next = "DECODE"
+            with m.Elif(r.has_pending):
+                m.d[ld] += r.has_pending.eq(0)
+                self._answer(m, r, r.pending)
+
+        # Acted on a clock after the frame receiver's header, from registered flags: no
+        # path from its state machine through this one.
+        with m.State("DECODE"):
+            with m.If(r.req_sample):
+                m.d[ld] += r.rx_at.eq(1)
+                m.next = "LOAD"
+            with m.Elif(r.req_ping):
+                self._answer(m, r)
+            with m.Elif(r.req_selftest):
+                m.next = "SELFTEST"
+            with m.Else():
+                m.d[ld] += r.error_code.eq(Mux(r.req_known, ErrorCode.LENGTH,
+                                               ErrorCode.UNKNOWN_TYPE))
+                with m.If(r.req_empty):
+                    self._answer(m, r)
+                with m.Else():
+                    m.next = "DRAIN"
+
+        with m.State("LOAD"):
+            m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
+            with m.If(frame_rx.o.valid):
+                m.d[ld] += [r.rx_take.eq(1), r.rx_byte.eq(frame_rx.o.payload)]
+                self._count_down(m, r)
+                with m.If(r.last):
+                    m.next = "ISSUE"
+
+        with m.State("ISSUE"):
+            m.d.comb += [self.activity.eq(1), r.issue_request.eq(1)]
+            m.next = "WAIT"
+
+        with m.State("WAIT"):
+            m.d.comb += self.activity.eq(1)
+            with m.If(r.res_ready):
+                self._answer(m, r)
+
+        with m.State("DRAIN"):
+            m.d.comb += frame_rx.o.ready.eq(1)
+            with m.If(frame_rx.o.valid):
+                self._count_down(m, r)
+                with m.If(r.last):
+                    self._answer(m, r)
+
+        with m.State("SELFTEST"):
+            m.d.comb += self.activity.eq(1)
+            m.d.comb += r.st_request.eq(1)
+            m.next = "SELFTEST_WAIT"
+
+        with m.State("SELFTEST_WAIT"):
+            m.d.comb += self.activity.eq(1)
+            if self.selftest is not None:
+                with m.If(r.st_done):
+                    self._answer(m, r)
+
+    def _answer_states(self, m, r):
+        """ANSWER (loads the answer registers), SEND_HEADER, SEND and ECHO."""
+        ld, frame_rx, frame_tx = r.ld, r.frame_rx, r.frame_tx
 
         def one_hot(*terms):
             value = 0
@@ -339,161 +511,49 @@ class DeviceCore(wiring.Component):
                 value = value | Mux(sel, term, 0)
             return value
 
-        # The result and the self-test's counts are read by the link's logic while they
-        # stand still: only the answered request's result, or the finished run's counts.
-        result_payload = Cat(res.cls, Const(0, 8 - len(res.cls)), res.logits)
-        # Each result is an event: while the self-test runs they come every clock, but the
-        # request state machine listens for one only while it waits for the host's.
-        res_ready = event(res_valid, "result", "sync", ld)
-        selftest_payload = Const(0, 1)
-        st_done = None
-        if self.selftest is not None:                  # the rise of ``done``: this run's end
-            selftest_payload = Cat(st.correct, st.total, st.cycles)
-            done_was = Signal()
-            m.d.sync += done_was.eq(st.done)
-            st_done = event(st.done & ~done_was, "st_done", "sync", ld)
-            m.d.comb += st.start.eq(event(st_request, "st_start", ld, "sync"))
-        h_len = Signal(16, reset_less=True)
-        m.d.comb += [frame_tx.header.payload.type.eq(out_type),
-                     frame_tx.header.payload.length.eq(out_len)]
+        with m.State("ANSWER"):
+            m.d[ld] += [
+                r.out_type.eq(one_hot((r.ans_error, FrameType.ERROR),
+                                      (r.ans_pong, FrameType.PONG),
+                                      (r.ans_result, FrameType.RESULT),
+                                      (r.ans_selftest, FrameType.SELFTEST_RESULT))),
+                r.out_len.eq(one_hot((r.ans_error, 1), (r.ans_pong, r.h_len),
+                                     (r.ans_result, self.result_bytes),
+                                     (r.ans_selftest, SelfTestResult.SIZE))),
+                r.out.eq(one_hot((r.ans_error, r.error_code), (r.ans_result, r.result_payload),
+                                 (r.ans_selftest, r.selftest_payload))),
+            ]
+            m.d[ld] += [r.out_empty.eq(r.ans_pong & (r.h_len == 0)), r.out_index.eq(0)]
+            with m.If(r.ans_result):
+                m.d[ld] += self.last_class.eq(r.result_payload[:len(r.res.cls)])
+            m.next = "SEND_HEADER"
 
-        # Payload bytes reach the frame transmitter through a one-byte register that is only
-        # refilled once empty: half its rate (far above the line's), and no path from its
-        # state machine through this one.
-        tx_valid = Signal()
-        tx_byte = Signal(8, reset_less=True)
-        # Byte ``out_index`` of the answer, read out a clock ahead: the wide multiplexer is not
-        # on the path into ``tx_byte`` with the state machine's enable. The index moves only
-        # when a byte is sent, and the next is sent at least two clocks later.
-        out_byte = Signal(8, reset_less=True)
-        m.d[ld] += out_byte.eq(out.word_select(out_index, 8))
-        m.d.comb += [frame_tx.i.valid.eq(tx_valid), frame_tx.i.payload.eq(tx_byte)]
-        with m.If(frame_tx.i.ready):
-            m.d[ld] += tx_valid.eq(0)
-
-        has_selftest = self.selftest is not None
-        # The request, decoded into flags as its header is taken.
-        req_sample, req_ping, req_selftest, req_known, req_empty = (
-            Signal(name=f"req_{n}") for n in ("sample", "ping", "selftest", "known", "empty"))
-        with m.FSM(domain=ld) as fsm:
-            with m.State("IDLE"):
-                m.d.comb += frame_rx.header.ready.eq(1)
-                with m.If(frame_rx.header.valid):
-                    hp = frame_rx.header.payload
-                    is_selftest = Const(has_selftest) & (hp.type == FrameType.SELFTEST)
-                    count_from(hp.length)
-                    m.d[ld] += [
-                        h_len.eq(hp.length),
-                        req_sample.eq((hp.type == FrameType.SAMPLE) &
-                                      (hp.length == self.sample_bytes)),
-                        req_ping.eq(hp.type == FrameType.PING),
-                        req_selftest.eq(is_selftest & (hp.length == 0)),
-                        req_known.eq((hp.type == FrameType.SAMPLE) | is_selftest),
-                        req_empty.eq(hp.length == 0),
-                    ]
-                    m.next = "DECODE"
-                with m.Elif(has_pending):
-                    m.d[ld] += has_pending.eq(0)
-                    answer(pending)
-
-            # Acted on a clock after the frame receiver's header, from registered flags: no
-            # path from its state machine through this one.
-            with m.State("DECODE"):
-                with m.If(req_sample):
-                    m.d[ld] += rx_at.eq(1)
-                    m.next = "LOAD"
-                with m.Elif(req_ping):
-                    answer()
-                with m.Elif(req_selftest):
-                    m.next = "SELFTEST"
+        with m.State("SEND_HEADER"):
+            m.d.comb += frame_tx.header.valid.eq(1)
+            with m.If(frame_tx.header.ready):
+                self._count_from(m, r, r.out_len)
+                with m.If(r.out_empty):
+                    m.next = "IDLE"
+                with m.Elif(r.out_type == FrameType.PONG):
+                    m.next = "ECHO"
                 with m.Else():
-                    m.d[ld] += error_code.eq(Mux(req_known, ErrorCode.LENGTH,
-                                                 ErrorCode.UNKNOWN_TYPE))
-                    with m.If(req_empty):
-                        answer()
-                    with m.Else():
-                        m.next = "DRAIN"
+                    m.next = "SEND"
 
-            with m.State("LOAD"):
-                m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
-                with m.If(frame_rx.o.valid):
-                    m.d[ld] += [rx_take.eq(1), rx_byte.eq(frame_rx.o.payload)]
-                    count_down()
-                    with m.If(last):
-                        m.next = "ISSUE"
+        with m.State("SEND"):
+            with m.If(~r.tx_valid):
+                m.d[ld] += [r.tx_byte.eq(r.out_byte), r.tx_valid.eq(1),
+                            r.out_index.eq(r.out_index + 1)]
+                self._count_down(m, r)
+                with m.If(r.last):
+                    m.next = "IDLE"
 
-            with m.State("ISSUE"):
-                m.d.comb += [self.activity.eq(1), issue_request.eq(1)]
-                m.next = "WAIT"
-
-            with m.State("WAIT"):
-                m.d.comb += self.activity.eq(1)
-                with m.If(res_ready):
-                    answer()
-
-            with m.State("DRAIN"):
-                m.d.comb += frame_rx.o.ready.eq(1)
-                with m.If(frame_rx.o.valid):
-                    count_down()
-                    with m.If(last):
-                        answer()
-
-            with m.State("SELFTEST"):
-                m.d.comb += self.activity.eq(1)
-                m.d.comb += st_request.eq(1)
-                m.next = "SELFTEST_WAIT"
-
-            with m.State("SELFTEST_WAIT"):
-                m.d.comb += self.activity.eq(1)
-                if self.selftest is not None:
-                    with m.If(st_done):
-                        answer()
-
-            with m.State("ANSWER"):
-                m.d[ld] += [
-                    out_type.eq(one_hot((ans_error, FrameType.ERROR), (ans_pong, FrameType.PONG),
-                                        (ans_result, FrameType.RESULT),
-                                        (ans_selftest, FrameType.SELFTEST_RESULT))),
-                    out_len.eq(one_hot((ans_error, 1), (ans_pong, h_len),
-                                       (ans_result, self.result_bytes),
-                                       (ans_selftest, SelfTestResult.SIZE))),
-                    out.eq(one_hot((ans_error, error_code), (ans_result, result_payload),
-                                   (ans_selftest, selftest_payload))),
-                ]
-                m.d[ld] += [out_empty.eq(ans_pong & (h_len == 0)), out_index.eq(0)]
-                with m.If(ans_result):
-                    m.d[ld] += self.last_class.eq(result_payload[:len(res.cls)])
-                m.next = "SEND_HEADER"
-
-            with m.State("SEND_HEADER"):
-                m.d.comb += frame_tx.header.valid.eq(1)
-                with m.If(frame_tx.header.ready):
-                    count_from(out_len)
-                    with m.If(out_empty):
-                        m.next = "IDLE"
-                    with m.Elif(out_type == FrameType.PONG):
-                        m.next = "ECHO"
-                    with m.Else():
-                        m.next = "SEND"
-
-            with m.State("SEND"):
-                with m.If(~tx_valid):
-                    m.d[ld] += [tx_byte.eq(out_byte), tx_valid.eq(1), out_index.eq(out_index + 1)]
-                    count_down()
-                    with m.If(last):
-                        m.next = "IDLE"
-
-            with m.State("ECHO"):
-                m.d.comb += frame_rx.o.ready.eq(~tx_valid)
-                with m.If(~tx_valid & frame_rx.o.valid):
-                    m.d[ld] += [tx_byte.eq(frame_rx.o.payload), tx_valid.eq(1)]
-                    count_down()
-                    with m.If(last):
-                        m.next = "IDLE"
-        m.d[ld] += [ans_pong.eq(fsm.ongoing("DECODE") & req_ping),
-                    ans_result.eq(fsm.ongoing("WAIT")),
-                    ans_selftest.eq(fsm.ongoing("SELFTEST_WAIT"))]
-        return m
+        with m.State("ECHO"):
+            m.d.comb += frame_rx.o.ready.eq(~r.tx_valid)
+            with m.If(~r.tx_valid & frame_rx.o.valid):
+                m.d[ld] += [r.tx_byte.eq(frame_rx.o.payload), r.tx_valid.eq(1)]
+                self._count_down(m, r)
+                with m.If(r.last):
+                    m.next = "IDLE"
 
 
 class BoardShell(Elaboratable):

@@ -83,14 +83,14 @@ def _model_path(arg):
 
 # -- steps ------------------------------------------------------------------------------
 
-def _train_one(cfg, data, fmt, label):
+def _train_one(cfg, data, fmt, label, log=_log):
     from ..models.train import train
 
     def progress(epoch, n_epochs, row):
         if epoch == n_epochs or epoch % max(1, n_epochs // 8) == 0:
             extra = (f"  integer {100 * row['int_test_acc']:.2f}%"
                      if "int_test_acc" in row else "")
-            _log(f"train [{label}] epoch {epoch:3d}/{n_epochs}  loss {row['loss']:.4f}  "
+            log(f"train [{label}] epoch {epoch:3d}/{n_epochs}  loss {row['loss']:.4f}  "
                  f"train {100 * row['train_acc']:.2f}%  test {100 * row['test_acc']:.2f}%"
                  f"{extra}")
 
@@ -105,10 +105,10 @@ def train_model(run, log=_log):
 
     data = load_dataset(run.dataset, run.split_seed, label=run.label, scale=run.scale)
     log(f"data: {data.split}")
-    result = _train_one(run.train, data, run.fmt, run.train.rule)
+    result = _train_one(run.train, data, run.fmt, run.train.rule, log)
     reference = None
     if run.reference:
-        ref = _train_one(run.reference, data, run.fmt, f"{run.reference.rule}, reference")
+        ref = _train_one(run.reference, data, run.fmt, f"{run.reference.rule}, reference", log)
         reference = {"rule": run.reference.rule, "config": run.reference.to_dict(),
                      "shape": [data.n_inputs] + [len(b) for b in ref.net.biases],
                      "test_acc": ref.net.accuracy(data.x_test, data.y_test),

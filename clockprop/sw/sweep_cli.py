@@ -103,6 +103,7 @@ def synthesize_point(model_text, board_name, register_every, fold, seed, timeout
                            seed=seed)
         res = report["resources"]
         return {"status": "done", "lut": res["lut"]["used"], "ff": res["ff"]["used"],
+                "logic_cells": (res.get("logic_cells") or {}).get("used"),
                 "ebr": res["ebr"]["used"], "fmax_mhz": report["fmax_mhz"],
                 "clock_mhz": report["pll_mhz"], "timing_met": report["timing_met"],
                 "seconds": round(time.perf_counter() - start, 1)}

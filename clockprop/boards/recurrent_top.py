@@ -20,6 +20,7 @@ Requests the core answers (frame types of :mod:`clockprop.core.protocol`):
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, ClockSignal, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
@@ -142,245 +143,275 @@ class RecurrentDeviceCore(wiring.Component):
         self.latency = self.recurrent.latency
         super().__init__()
 
+    # -- elaboration: link, buffers, registers, the core's feed and counters, then the
+    # -- request state machine (request, generate and send states); one namespace ``r`` --
+
     def elaborate(self, platform):
         m = Module()
+        r = SimpleNamespace()
+        self._link(m, r)
+        self._buffers(m, r)
+        self._registers(m, r)
+        self._feed(m, r)
+        with m.FSM():
+            self._request_states(m, r)
+            self._generate_states(m, r)
+            self._send_states(m, r)
+        return m
+
+    def _link(self, m, r):
         H = GenerateRequest.HEADER
-        V = self.model.n_vocab
-        id_bits = self.recurrent.id_bits
         m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
-        m.submodules.frame_rx = frame_rx = FrameRx(H + self.max_prompt,
-                                                   timeout=40 * self.divisor)
-        m.submodules.frame_tx = frame_tx = FrameTx()
-        m.submodules.recurrent = core = self.recurrent
+        m.submodules.frame_rx = r.frame_rx = FrameRx(H + self.max_prompt,
+                                                     timeout=40 * self.divisor)
+        m.submodules.frame_tx = r.frame_tx = FrameTx()
+        m.submodules.recurrent = r.core = self.recurrent
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
-        wiring.connect(m, uart_rx.o, frame_rx.i)
-        wiring.connect(m, frame_tx.o, uart_tx.i)
+        wiring.connect(m, uart_rx.o, r.frame_rx.i)
+        wiring.connect(m, r.frame_tx.o, uart_tx.i)
 
-        # The prompt, then the generated characters, as ids; the UTF-8 bytes of each id.
-        m.submodules.chars = chars = Memory(shape=unsigned(id_bits), depth=self.depth, init=[])
-        wr = chars.write_port()
-        rd = chars.read_port()
-        m.submodules.utf8 = utf8 = Memory(shape=unsigned(32), depth=V,
+    def _buffers(self, m, r):
+        """The prompt, then the generated characters, as ids; the UTF-8 bytes of each id."""
+        m.submodules.chars = chars = Memory(shape=unsigned(self.recurrent.id_bits),
+                                            depth=self.depth, init=[])
+        r.wr = chars.write_port()
+        r.rd = chars.read_port()
+        m.submodules.utf8 = utf8 = Memory(shape=unsigned(32), depth=self.model.n_vocab,
                                           init=utf8_words(self.vocab))
-        rom = utf8.read_port()
+        r.rom = utf8.read_port()
 
-        byte = frame_rx.o.payload
-        hdr_len = Signal(16)
-        count = Signal(16)                      # bytes of the request taken so far
-        params = Signal(8 * H)                  # mode, shift, seed, n: the first H bytes
-        p_mode, p_shift, p_seed, p_n = params[0:8], params[8:16], params[16:32], params[32:48]
-        bad_token = Signal()
-        ptr = Signal(range(self.depth + 1))     # buffer address: prompt in, out, then text
-        plen = Signal(range(self.depth + 1))
-        n = Signal(16)
-        nbytes = Signal(16)                     # UTF-8 bytes of the generated text
-        prime_cycles = Signal(24)
-        gen_cycles = Signal(24)
-        in_prompt = Signal()
-        in_gen = Signal()
-        out = Signal(64)                        # answer bytes, sent LSB first
-        out_type = Signal(8)
-        out_len = Signal(16)
-        word = Signal(32)                       # the UTF-8 bytes of one character
-        left = Signal(3)
-        pending = Signal(8)                     # error code to report when idle (0: none)
-        is_text = Signal()
-        m.d.comb += is_text.eq(out_type == FrameType.TEXT)
+    def _registers(self, m, r):
+        H, depth = GenerateRequest.HEADER, self.depth
+        r.byte = r.frame_rx.o.payload
+        r.hdr_len = Signal(16, name="hdr_len")
+        r.count = Signal(16, name="count")                  # bytes of the request taken so far
+        r.params = Signal(8 * H, name="params")             # mode, shift, seed, n: H bytes
+        r.p_mode, r.p_shift, r.p_seed, r.p_n = (r.params[0:8], r.params[8:16],
+                                                r.params[16:32], r.params[32:48])
+        r.bad_token = Signal(name="bad_token")
+        r.ptr = Signal(range(depth + 1), name="ptr")        # buffer address
+        r.plen = Signal(range(depth + 1), name="plen")
+        r.n = Signal(16, name="n")
+        r.nbytes = Signal(16, name="nbytes")                # UTF-8 bytes of the text
+        r.prime_cycles = Signal(24, name="prime_cycles")
+        r.gen_cycles = Signal(24, name="gen_cycles")
+        r.in_prompt = Signal(name="in_prompt")
+        r.in_gen = Signal(name="in_gen")
+        r.out = Signal(64, name="out")                      # answer bytes, sent LSB first
+        r.out_type = Signal(8, name="out_type")
+        r.out_len = Signal(16, name="out_len")
+        r.word = Signal(32, name="word")                    # the UTF-8 bytes of a character
+        r.left = Signal(3, name="left")
+        r.pending = Signal(8, name="pending")               # error code to report when idle
+        r.is_text = Signal(name="is_text")
+        m.d.comb += r.is_text.eq(r.out_type == FrameType.TEXT)
 
-        with m.If(frame_rx.crc_error | frame_rx.timeout_error):
-            m.d.sync += pending.eq(ErrorCode.CRC)
-        with m.If(frame_rx.length_error):
-            m.d.sync += pending.eq(ErrorCode.LENGTH)
+        with m.If(r.frame_rx.crc_error | r.frame_rx.timeout_error):
+            m.d.sync += r.pending.eq(ErrorCode.CRC)
+        with m.If(r.frame_rx.length_error):
+            m.d.sync += r.pending.eq(ErrorCode.LENGTH)
 
+    def _feed(self, m, r):
+        """The prompt from the buffer into the core, the clock counters, the byte tally and
+        the frame transmitter's header."""
+        core, rd, rom = r.core, r.rd, r.rom
         # The prompt goes from the buffer through a register into the core, so neither the
         # block RAM's output nor the FSM adds to the core's path (its loop sets fmax).
-        rd_valid, rd_last = Signal(), Signal()
-        feed_valid, feed_last = Signal(), Signal()
-        feed_char = Signal(id_bits)
-        m.d.sync += [rd_valid.eq(0), feed_valid.eq(rd_valid), feed_last.eq(rd_last),
+        r.rd_valid, r.rd_last = Signal(name="rd_valid"), Signal(name="rd_last")
+        r.feed_valid, feed_last = Signal(name="feed_valid"), Signal(name="feed_last")
+        feed_char = Signal(self.recurrent.id_bits, name="feed_char")
+        m.d.sync += [r.rd_valid.eq(0), r.feed_valid.eq(r.rd_valid), feed_last.eq(r.rd_last),
                      feed_char.eq(rd.data)]
         m.d.comb += [
-            rd.addr.eq(ptr), wr.addr.eq(ptr), wr.data.eq(byte[:id_bits]),
+            rd.addr.eq(r.ptr), r.wr.addr.eq(r.ptr), r.wr.data.eq(r.byte[:self.recurrent.id_bits]),
             rom.addr.eq(rd.data),
-            core.i.valid.eq(feed_valid), core.i.payload.char.eq(feed_char),
-            core.i.payload.last.eq(feed_last), core.i.payload.count.eq(n),
+            core.i.valid.eq(r.feed_valid), core.i.payload.char.eq(feed_char),
+            core.i.payload.last.eq(feed_last), core.i.payload.count.eq(r.n),
             core.o.ready.eq(1),
         ]
 
         # What the gateware measures: clocks from the first prompt character taken by the
         # core to the last, and from the first generated character to the last (inclusive).
         taken_in = core.i.valid & core.i.ready
-        with m.If(taken_in | in_prompt):
-            m.d.sync += prime_cycles.eq(prime_cycles + 1)
+        with m.If(taken_in | r.in_prompt):
+            m.d.sync += r.prime_cycles.eq(r.prime_cycles + 1)
         with m.If(taken_in):
-            m.d.sync += in_prompt.eq(~core.i.payload.last)
-        with m.If(core.o.valid | in_gen):
-            m.d.sync += gen_cycles.eq(gen_cycles + 1)
+            m.d.sync += r.in_prompt.eq(~core.i.payload.last)
+        with m.If(core.o.valid | r.in_gen):
+            m.d.sync += r.gen_cycles.eq(r.gen_cycles + 1)
         # The byte count of the text, one clock behind the character (the ROM read).
-        tally = Signal()
-        m.d.sync += tally.eq(0)
-        with m.If(tally):
-            m.d.sync += nbytes.eq(nbytes + _utf8_length(rom.data[:8]))
+        r.tally = Signal(name="tally")
+        m.d.sync += r.tally.eq(0)
+        with m.If(r.tally):
+            m.d.sync += r.nbytes.eq(r.nbytes + _utf8_length(rom.data[:8]))
 
-        def answer(type_, length, payload):
-            m.d.sync += [out_type.eq(type_), out_len.eq(length), out.eq(payload)]
-            m.next = "SEND_HEADER"
+        m.d.comb += [r.frame_tx.header.payload.type.eq(r.out_type),
+                     r.frame_tx.header.payload.length.eq(
+                         Mux(r.is_text, r.nbytes + TextReply.HEADER, r.out_len)),
+                     r.frame_tx.i.payload.eq(r.out[:8])]
 
-        def fail(code):
-            answer(FrameType.ERROR, 1, code)
+    @staticmethod
+    def _answer(m, r, type_, length, payload):
+        m.d.sync += [r.out_type.eq(type_), r.out_len.eq(length), r.out.eq(payload)]
+        m.next = "SEND_HEADER"
 
-        m.d.comb += [frame_tx.header.payload.type.eq(out_type),
-                     frame_tx.header.payload.length.eq(
-                         Mux(is_text, nbytes + TextReply.HEADER, out_len)),
-                     frame_tx.i.payload.eq(out[:8])]
+    def _fail(self, m, r, code):
+        self._answer(m, r, FrameType.ERROR, 1, code)
 
-        shift, seed = self.shift, self.seed
-        if shift is None:
-            mode_ok = p_mode == 0
+    def _request_states(self, m, r):
+        """IDLE, DRAIN, PARAMS, PROMPT and CHECK: the request taken and checked."""
+        H, V = GenerateRequest.HEADER, self.model.n_vocab
+        frame_rx, byte = r.frame_rx, r.byte
+        if self.shift is None:
+            mode_ok = r.p_mode == 0
         else:
-            mode_ok = (p_mode == 1) & (p_shift == shift) & (p_seed == seed)
+            mode_ok = (r.p_mode == 1) & (r.p_shift == self.shift) & (r.p_seed == self.seed)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += frame_rx.header.ready.eq(1)
-                with m.If(frame_rx.header.valid):
-                    h = frame_rx.header.payload
-                    m.d.sync += [hdr_len.eq(h.length), count.eq(0), ptr.eq(0),
-                                 bad_token.eq(0)]
-                    with m.If((h.type == FrameType.GENERATE) & (h.length > H)):
-                        m.next = "PARAMS"
-                    with m.Elif(h.type == FrameType.PING):
-                        answer(FrameType.PONG, h.length, 0)
-                    with m.Else():
-                        code = Mux(h.type == FrameType.GENERATE, ErrorCode.LENGTH,
-                                   ErrorCode.UNKNOWN_TYPE)
-                        m.d.sync += [out.eq(code), out_type.eq(FrameType.ERROR),
-                                     out_len.eq(1)]
-                        with m.If(h.length == 0):
-                            m.next = "SEND_HEADER"
-                        with m.Else():
-                            m.next = "DRAIN"
-                with m.Elif(pending != 0):
-                    m.d.sync += pending.eq(0)
-                    fail(pending)
-
-            with m.State("DRAIN"):
-                m.d.comb += frame_rx.o.ready.eq(1)
-                with m.If(frame_rx.o.valid):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == hdr_len - 1):
+        with m.State("IDLE"):
+            m.d.comb += frame_rx.header.ready.eq(1)
+            with m.If(frame_rx.header.valid):
+                h = frame_rx.header.payload
+                m.d.sync += [r.hdr_len.eq(h.length), r.count.eq(0), r.ptr.eq(0),
+                             r.bad_token.eq(0)]
+                with m.If((h.type == FrameType.GENERATE) & (h.length > H)):
+                    m.next = "PARAMS"
+                with m.Elif(h.type == FrameType.PING):
+                    self._answer(m, r, FrameType.PONG, h.length, 0)
+                with m.Else():
+                    code = Mux(h.type == FrameType.GENERATE, ErrorCode.LENGTH,
+                               ErrorCode.UNKNOWN_TYPE)
+                    m.d.sync += [r.out.eq(code), r.out_type.eq(FrameType.ERROR),
+                                 r.out_len.eq(1)]
+                    with m.If(h.length == 0):
                         m.next = "SEND_HEADER"
-
-            with m.State("PARAMS"):
-                m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
-                with m.If(frame_rx.o.valid):
-                    m.d.sync += [params.eq(Cat(params[8:], byte)), count.eq(count + 1)]
-                    with m.If(count == H - 1):
-                        m.next = "PROMPT"
-
-            with m.State("PROMPT"):
-                m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1),
-                             wr.en.eq(frame_rx.o.valid)]
-                with m.If(frame_rx.o.valid):
-                    m.d.sync += [ptr.eq(ptr + 1), count.eq(count + 1)]
-                    with m.If(byte >= V):
-                        m.d.sync += bad_token.eq(1)
-                    with m.If(count == hdr_len - 1):
-                        m.next = "CHECK"
-
-            with m.State("CHECK"):
-                m.d.comb += self.activity.eq(1)
-                with m.If(~mode_ok):
-                    fail(ErrorCode.MODE)
-                with m.Elif(p_n > self.max_chars):
-                    fail(ErrorCode.TOO_LONG)
-                with m.Elif(bad_token):
-                    fail(ErrorCode.BAD_TOKEN)
-                with m.Else():
-                    m.d.sync += [plen.eq(ptr), ptr.eq(0), n.eq(p_n), nbytes.eq(0),
-                                 prime_cycles.eq(0), gen_cycles.eq(0)]
-                    m.next = "PRIME"
-
-            with m.State("PRIME"):
-                m.d.comb += self.activity.eq(1)
-                m.d.sync += [rd_valid.eq(1), rd_last.eq(ptr == plen - 1)]
-                with m.If(ptr == plen - 1):
-                    m.d.sync += ptr.eq(0)
-                    m.next = "GENERATE"
-                with m.Else():
-                    m.d.sync += ptr.eq(ptr + 1)
-
-            with m.State("GENERATE"):
-                m.d.comb += [self.activity.eq(1), rom.addr.eq(core.o.payload),
-                             wr.data.eq(core.o.payload), wr.en.eq(core.o.valid)]
-                with m.If(core.o.valid):
-                    last = ptr == n - 1
-                    m.d.sync += [ptr.eq(ptr + 1), tally.eq(1), in_gen.eq(~last),
-                                 self.last_char.eq(core.o.payload)]
-                    with m.If(last):
-                        m.next = "TALLY"
-                with m.If((n == 0) & ~rd_valid & ~feed_valid & ~core.busy):
-                    m.next = "TALLY"
-
-            with m.State("TALLY"):                  # the last character's byte count
-                m.d.comb += self.activity.eq(1)
-                answer(FrameType.TEXT, TextReply.HEADER, Cat(prime_cycles, Const(0, 8),
-                                                              gen_cycles, Const(0, 8)))
-
-            with m.State("SEND_HEADER"):
-                m.d.comb += frame_tx.header.valid.eq(1)
-                with m.If(frame_tx.header.ready):
-                    m.d.sync += [count.eq(0), ptr.eq(0)]
-                    with m.If(out_len == 0):
-                        m.next = "IDLE"
-                    with m.Elif(out_type == FrameType.PONG):
-                        m.next = "ECHO"
                     with m.Else():
-                        m.next = "SEND"
+                        m.next = "DRAIN"
+            with m.Elif(r.pending != 0):
+                m.d.sync += r.pending.eq(0)
+                self._fail(m, r, r.pending)
 
-            with m.State("SEND"):
-                m.d.comb += frame_tx.i.valid.eq(1)
-                with m.If(frame_tx.i.ready):
-                    m.d.sync += [out.eq(out >> 8), count.eq(count + 1)]
-                    with m.If(count == out_len - 1):
-                        m.next = "IDLE"
-                        with m.If(is_text & (n != 0)):
-                            m.next = "TEXT_ADDR"
+        with m.State("DRAIN"):
+            m.d.comb += frame_rx.o.ready.eq(1)
+            with m.If(frame_rx.o.valid):
+                m.d.sync += r.count.eq(r.count + 1)
+                with m.If(r.count == r.hdr_len - 1):
+                    m.next = "SEND_HEADER"
 
-            with m.State("ECHO"):
-                m.d.comb += [
-                    frame_tx.i.valid.eq(frame_rx.o.valid),
-                    frame_tx.i.payload.eq(frame_rx.o.payload),
-                    frame_rx.o.ready.eq(frame_tx.i.ready),
-                ]
-                with m.If(frame_rx.o.valid & frame_tx.i.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == out_len - 1):
-                        m.next = "IDLE"
+        with m.State("PARAMS"):
+            m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
+            with m.If(frame_rx.o.valid):
+                m.d.sync += [r.params.eq(Cat(r.params[8:], byte)), r.count.eq(r.count + 1)]
+                with m.If(r.count == H - 1):
+                    m.next = "PROMPT"
 
-            # The text: character id from the buffer, its bytes from the ROM, then the bytes.
-            with m.State("TEXT_ADDR"):
-                m.d.comb += self.activity.eq(1)
-                m.next = "TEXT_ROM"
-            with m.State("TEXT_ROM"):
-                m.d.comb += self.activity.eq(1)
-                m.next = "TEXT_WORD"
-            with m.State("TEXT_WORD"):
-                m.d.comb += self.activity.eq(1)
-                m.d.sync += [word.eq(rom.data), left.eq(_utf8_length(rom.data[:8]))]
-                m.next = "TEXT_BYTES"
-            with m.State("TEXT_BYTES"):
-                m.d.comb += [self.activity.eq(1), frame_tx.i.valid.eq(1),
-                             frame_tx.i.payload.eq(word[:8])]
-                with m.If(frame_tx.i.ready):
-                    m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.d.sync += ptr.eq(ptr + 1)
+        with m.State("PROMPT"):
+            m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1),
+                         r.wr.en.eq(frame_rx.o.valid)]
+            with m.If(frame_rx.o.valid):
+                m.d.sync += [r.ptr.eq(r.ptr + 1), r.count.eq(r.count + 1)]
+                with m.If(byte >= V):
+                    m.d.sync += r.bad_token.eq(1)
+                with m.If(r.count == r.hdr_len - 1):
+                    m.next = "CHECK"
+
+        with m.State("CHECK"):
+            m.d.comb += self.activity.eq(1)
+            with m.If(~mode_ok):
+                self._fail(m, r, ErrorCode.MODE)
+            with m.Elif(r.p_n > self.max_chars):
+                self._fail(m, r, ErrorCode.TOO_LONG)
+            with m.Elif(r.bad_token):
+                self._fail(m, r, ErrorCode.BAD_TOKEN)
+            with m.Else():
+                m.d.sync += [r.plen.eq(r.ptr), r.ptr.eq(0), r.n.eq(r.p_n), r.nbytes.eq(0),
+                             r.prime_cycles.eq(0), r.gen_cycles.eq(0)]
+                m.next = "PRIME"
+
+    def _generate_states(self, m, r):
+        """PRIME (the prompt into the core), GENERATE (one character a clock), TALLY."""
+        core, ptr = r.core, r.ptr
+        with m.State("PRIME"):
+            m.d.comb += self.activity.eq(1)
+            m.d.sync += [r.rd_valid.eq(1), r.rd_last.eq(ptr == r.plen - 1)]
+            with m.If(ptr == r.plen - 1):
+                m.d.sync += ptr.eq(0)
+                m.next = "GENERATE"
+            with m.Else():
+                m.d.sync += ptr.eq(ptr + 1)
+
+        with m.State("GENERATE"):
+            m.d.comb += [self.activity.eq(1), r.rom.addr.eq(core.o.payload),
+                         r.wr.data.eq(core.o.payload), r.wr.en.eq(core.o.valid)]
+            with m.If(core.o.valid):
+                last = ptr == r.n - 1
+                m.d.sync += [ptr.eq(ptr + 1), r.tally.eq(1), r.in_gen.eq(~last),
+                             self.last_char.eq(core.o.payload)]
+                with m.If(last):
+                    m.next = "TALLY"
+            with m.If((r.n == 0) & ~r.rd_valid & ~r.feed_valid & ~core.busy):
+                m.next = "TALLY"
+
+        with m.State("TALLY"):                  # the last character's byte count
+            m.d.comb += self.activity.eq(1)
+            self._answer(m, r, FrameType.TEXT, TextReply.HEADER,
+                         Cat(r.prime_cycles, Const(0, 8), r.gen_cycles, Const(0, 8)))
+
+    def _send_states(self, m, r):
+        """SEND_HEADER, SEND, ECHO, and the text: id from the buffer, its bytes from the
+        ROM, then the bytes (TEXT_ADDR, TEXT_ROM, TEXT_WORD, TEXT_BYTES)."""
+        frame_rx, frame_tx = r.frame_rx, r.frame_tx
+        with m.State("SEND_HEADER"):
+            m.d.comb += frame_tx.header.valid.eq(1)
+            with m.If(frame_tx.header.ready):
+                m.d.sync += [r.count.eq(0), r.ptr.eq(0)]
+                with m.If(r.out_len == 0):
+                    m.next = "IDLE"
+                with m.Elif(r.out_type == FrameType.PONG):
+                    m.next = "ECHO"
+                with m.Else():
+                    m.next = "SEND"
+
+        with m.State("SEND"):
+            m.d.comb += frame_tx.i.valid.eq(1)
+            with m.If(frame_tx.i.ready):
+                m.d.sync += [r.out.eq(r.out >> 8), r.count.eq(r.count + 1)]
+                with m.If(r.count == r.out_len - 1):
+                    m.next = "IDLE"
+                    with m.If(r.is_text & (r.n != 0)):
                         m.next = "TEXT_ADDR"
-                        with m.If(ptr == n - 1):
-                            m.next = "IDLE"
-        return m
+
+        with m.State("ECHO"):
+            m.d.comb += [
+                frame_tx.i.valid.eq(frame_rx.o.valid),
+                frame_tx.i.payload.eq(frame_rx.o.payload),
+                frame_rx.o.ready.eq(frame_tx.i.ready),
+            ]
+            with m.If(frame_rx.o.valid & frame_tx.i.ready):
+                m.d.sync += r.count.eq(r.count + 1)
+                with m.If(r.count == r.out_len - 1):
+                    m.next = "IDLE"
+
+        with m.State("TEXT_ADDR"):
+            m.d.comb += self.activity.eq(1)
+            m.next = "TEXT_ROM"
+        with m.State("TEXT_ROM"):
+            m.d.comb += self.activity.eq(1)
+            m.next = "TEXT_WORD"
+        with m.State("TEXT_WORD"):
+            m.d.comb += self.activity.eq(1)
+            m.d.sync += [r.word.eq(r.rom.data), r.left.eq(_utf8_length(r.rom.data[:8]))]
+            m.next = "TEXT_BYTES"
+        with m.State("TEXT_BYTES"):
+            m.d.comb += [self.activity.eq(1), frame_tx.i.valid.eq(1),
+                         frame_tx.i.payload.eq(r.word[:8])]
+            with m.If(frame_tx.i.ready):
+                m.d.sync += [r.word.eq(r.word >> 8), r.left.eq(r.left - 1)]
+                with m.If(r.left == 1):
+                    m.d.sync += r.ptr.eq(r.ptr + 1)
+                    m.next = "TEXT_ADDR"
+                    with m.If(r.ptr == r.n - 1):
+                        m.next = "IDLE"
 
 
 class RecurrentBoardTop(BoardShell):

@@ -169,9 +169,9 @@ def _digits_model(tmp_path_factory):
 def test_digits_selftest_in_simulation_matches_the_golden_count(tmp_path_factory):
     """The whole top, UART included, replays the digits test split and reports exactly the
     golden model's count."""
-    from clockprop.sw.board_cli import _test_split
+    from clockprop.sw.cli import test_split
     model = _digits_model(tmp_path_factory)
-    a, y = _test_split(model)
+    a, y = test_split(model)
     with Link(simulated_board(model, selftest=(a, y)), timeout=3600) as link:
         st = BoardClient(link, model).selftest()
     assert st.correct == int(np.sum(model.predict(a) == y))

@@ -158,12 +158,7 @@ class Rule:
         for l, k in enumerate(fan_in):
             if not k:
                 continue
-            allowed = self._fan_in_allowed(l, self._fold_mask(l, xp.to_numpy(self.mask[l])) > 0)
-            n_allowed = int(allowed.sum(axis=1).max())
-            if k > n_allowed:
-                raise ClockpropError(
-                    f"train: fan_in {k} of layer {l} is more than the {n_allowed} inputs a "
-                    f"neuron of that layer has; choose at most {n_allowed} (or 0: dense)")
+            allowed, n_allowed = self._fan_in_choices(l, k)
             mask = np.zeros(allowed.shape)
             for j in range(len(mask)):
                 choices = np.flatnonzero(allowed[j])
@@ -183,18 +178,25 @@ class Rule:
         a = activation(np.asarray(x, dtype=np.float64))
         for w, b in zip(net.weights[:l], net.biases[:l]):
             a = activation(a @ w.T + b)
-        allowed = self._fan_in_allowed(l, self._fold_mask(l, xp.to_numpy(self.mask[l])) > 0)
-        n_allowed = int(allowed.sum(axis=1).max())
-        if k > n_allowed:
-            raise ClockpropError(
-                f"train: fan_in {k} of layer {l} is more than the {n_allowed} inputs a "
-                f"neuron of that layer has; choose at most {n_allowed} (or 0: dense)")
+        allowed, _ = self._fan_in_choices(l, k)
         score = np.where(allowed, np.abs(net.weights[l]) * np.sqrt(np.mean(a * a, axis=0)),
                          -np.inf)
         mask = np.zeros(score.shape)
         np.put_along_axis(mask, np.argsort(-score, axis=1, kind="stable")[:, :k], 1.0, axis=1)
         self.mask[l] = xp.asarray(self._unfold_mask(l, mask * allowed))
         self.w[l] = self.w[l] * self.mask[l]
+
+    def _fan_in_choices(self, l, k):
+        """``(allowed, n)``: the inputs each neuron of layer ``l`` may read (folded layout)
+        and the most any has; raises :class:`ClockpropError` if ``k`` is more."""
+        allowed = self._fan_in_allowed(
+            l, self._fold_mask(l, self.xp.to_numpy(self.mask[l])) > 0)
+        n_allowed = int(allowed.sum(axis=1).max())
+        if k > n_allowed:
+            raise ClockpropError(
+                f"train: fan_in {k} of layer {l} is more than the {n_allowed} inputs a "
+                f"neuron of that layer has; choose at most {n_allowed} (or 0: dense)")
+        return allowed, n_allowed
 
     def _fan_in_allowed(self, l, allowed):
         """The inputs a neuron of layer ``l`` may choose its fan-in from (folded layout)."""
@@ -333,28 +335,6 @@ class _Dense(Rule):
             self.bias_mask.append(np.ones(sizes[l + 1]))
         self._init_extra(hidden, rng)
         self._place(backend)
-
-    def keep_strongest(self, l, k, x):
-        """Keep the ``k`` most salient inputs of every neuron of layer ``l`` and hold the
-        others at zero (after dense training; ``fan_in_select = "magnitude"``). Saliency is
-        :meth:`prune`'s, ``|W_ji| * rms(a_i)`` over the training inputs ``x``."""
-        xp = self.xp
-        net = self.fold()
-        a = activation(np.asarray(x, dtype=np.float64))
-        for w, b in zip(net.weights[:l], net.biases[:l]):
-            a = activation(a @ w.T + b)
-        allowed = self._fan_in_allowed(l, self._fold_mask(l, xp.to_numpy(self.mask[l])) > 0)
-        n_allowed = int(allowed.sum(axis=1).max())
-        if k > n_allowed:
-            raise ClockpropError(
-                f"train: fan_in {k} of layer {l} is more than the {n_allowed} inputs a "
-                f"neuron of that layer has; choose at most {n_allowed} (or 0: dense)")
-        score = np.where(allowed, np.abs(net.weights[l]) * np.sqrt(np.mean(a * a, axis=0)),
-                         -np.inf)
-        mask = np.zeros(score.shape)
-        np.put_along_axis(mask, np.argsort(-score, axis=1, kind="stable")[:, :k], 1.0, axis=1)
-        self.mask[l] = xp.asarray(self._unfold_mask(l, mask * allowed))
-        self.w[l] = self.w[l] * self.mask[l]
 
     def _fan_in_allowed(self, l, allowed):
         """A sparse output layer reads its own class's hidden neurons: class ``c`` chooses

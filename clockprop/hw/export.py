@@ -47,19 +47,9 @@ LINT_WAIVERS = {
 }
 
 
-def model_digest(model):
-    """SHA-256 of what the gateware computes: the number format and every layer."""
-    h = hashlib.sha256(json.dumps(model.fmt.to_dict(), sort_keys=True).encode())
-    for layer in model.layers:
-        h.update(np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes())
-        h.update(np.ascontiguousarray(layer.bias, dtype=np.int64).tobytes())
-        h.update(str((layer.weight.shape, layer.frac)).encode())
-    return h.hexdigest()
-
-
 def module_name(model, name, options):
     """The top module's name: ``name`` and 8 hex digits of the model and the options."""
-    text = json.dumps({"model": model_digest(model), "options": options}, sort_keys=True)
+    text = json.dumps({"model": model.digest(), "options": options}, sort_keys=True)
     return f"{name}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
@@ -273,7 +263,7 @@ def export(model, out_dir, name, *, register_every=0, fold=None, vectors=None):
     fold = check_fold(model, fold)
     mappings = layer_mappings(model, fold)
     options = {"register_every": register_every, "fold": fold, "mappings": mappings}
-    digest = model_digest(model)
+    digest = model.digest()
     _check_folder(out_dir, digest)                    # before anything is elaborated
     top = module_name(model, name, options)
     pipeline = Pipeline(model, register_every=register_every, fold=fold)

@@ -10,7 +10,7 @@ from .arith import Cost
 from .dense import DenseLayer
 from .folded import FoldedDenseLayer
 from .lut import TruthTableLayer
-from ..models.truthtable import LUT_BITS, check_table_bits, table_bits
+from ..models.truthtable import LUT_BITS, check_layer_fits, check_table_bits, table_bits
 
 __all__ = ["Pipeline", "check_fold", "config_hardware", "hardware_options", "layer_mappings"]
 
@@ -58,12 +58,21 @@ def layer_mappings(model, fold=None, lut_bits=None):
     unfolded layer whose densest neuron reads at most ``lut_bits`` input bits, ``"folded"``
     for a fold factor above 1, else ``"shift-add"`` (:class:`DenseLayer`). ``lut_bits``
     None takes the model's ``[hardware] lut_bits``, else :data:`LUT_BITS`; 0 turns truth
-    tables off."""
+    tables off. A table layer (learned tables, ``IntLayer.table``) has no arithmetic form:
+    it is always a truth table, and a ``lut_bits`` or fold that would make it anything else
+    is refused (:class:`ClockpropError`)."""
     if lut_bits is None:
         lut_bits = config_hardware(model).get("lut_bits", LUT_BITS)
     lut_bits = check_table_bits(lut_bits)
     fold = check_fold(model, fold)
     n = len(model.layers)
+    for l, (layer, f) in enumerate(zip(model.layers, fold)):
+        if layer.table is None:
+            continue
+        if f > 1:
+            raise ClockpropError(f"layer {l} holds learned truth tables, which cannot be "
+                                 f"folded; give it fold factor 1")
+        check_layer_fits(layer, model.fmt, lut_bits, name=f"layer {l} (learned truth tables)")
     return ["folded" if f > 1 else
             "truth-table" if l < n - 1 and 0 < table_bits(layer, model.fmt) <= lut_bits else
             "shift-add"

@@ -127,6 +127,11 @@ class RunConfig:
         limit = self.hardware.lut_bits
         for l, k in enumerate(self.train.fan_in[:-1]):
             bits = k * self.fmt.act_bits
+            if self.train.rule == "lut" and not limit:
+                raise ClockpropError(
+                    f"config: rule lut learns truth tables, which have no shift-add form: "
+                    f"set [hardware] lut_bits to at least {bits} (fan_in {k} x "
+                    f"{self.fmt.act_bits} activation bits), not 0")
             if limit and bits > limit:
                 raise ClockpropError(
                     f"config: layer {l}'s truth tables would read {bits} input bits (fan_in "

@@ -51,7 +51,7 @@ from .backend import NUMPY
 from ..core.errors import ClockpropError
 from .floatnet import FloatNet, activation
 
-__all__ = ["RULES", "FAN_IN_SELECT", "make_rule", "Rule", "ED", "CSB", "BP", "gate"]
+__all__ = ["RULES", "FAN_IN_SELECT", "make_rule", "draw_fan_in", "Rule", "ED", "CSB", "BP", "gate"]
 
 FAN_IN_SELECT = ("random", "variance", "magnitude")
 
@@ -59,6 +59,16 @@ FAN_IN_SELECT = ("random", "variance", "magnitude")
 def gate(a, xp=NUMPY):
     """The 1-bit active window ``[0 < a < 1]`` of an activation (``a = f(h)``), as 0.0/1.0."""
     return xp.to_float((a > 0.0) & (a < 1.0))
+
+
+def draw_fan_in(rng, choices, k, std=None):
+    """``k`` distinct entries of ``choices`` (input indices) drawn from ``rng``: uniformly, or
+    with probability proportional to each input's standard deviation ``std`` (indexed by
+    input) when given and at least ``k`` of the choices vary."""
+    p = None
+    if std is not None and (std[choices] > 0).sum() >= k:
+        p = std[choices] / std[choices].sum()
+    return rng.choice(choices, size=k, replace=False, p=p)
 
 
 def _prune_mask(score, alive, fraction):
@@ -162,10 +172,7 @@ class Rule:
             mask = np.zeros(allowed.shape)
             for j in range(len(mask)):
                 choices = np.flatnonzero(allowed[j])
-                p = None
-                if l == 0 and std is not None and (std[choices] > 0).sum() >= k:
-                    p = std[choices] / std[choices].sum()
-                mask[j, rng.choice(choices, size=k, replace=False, p=p)] = 1.0
+                mask[j, draw_fan_in(rng, choices, k, std if l == 0 else None)] = 1.0
             self.mask[l] = xp.asarray(self._unfold_mask(l, mask))
             self.w[l] = self.w[l] * self.mask[l] * float(np.sqrt(n_allowed / k))
 

@@ -26,10 +26,15 @@ import numpy as np
 from .backend import DEVICES, get_backend
 from ..core.errors import ClockpropError
 from .floatnet import FloatNet, quantize
+from .lutnet import TableNet, quantize_tables, train_tables
 from ..core.qformat import QFormat
 from .rules import FAN_IN_SELECT, RULES, make_rule
 
-__all__ = ["TrainConfig", "TrainResult", "train", "config_from_dict"]
+__all__ = ["TrainConfig", "TrainResult", "train", "config_from_dict", "to_int_model",
+           "RULE_NAMES"]
+
+# The float rules of models.rules, and the learned truth tables of models.lutnet.
+RULE_NAMES = (*RULES, "lut")
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,13 @@ class TrainConfig:
     Parameters
     ----------
     rule : str
-        ``"ed"`` (error diffusion, one net per class), ``"csb"`` (class-sign broadcast) or
-        ``"bp"`` (backprop, the float reference).
+        ``"ed"`` (error diffusion, one net per class), ``"csb"`` (class-sign broadcast),
+        ``"bp"`` (backprop, the float reference) or ``"lut"`` (learned truth tables,
+        :mod:`clockprop.models.lutnet`: one hidden layer of ``hidden`` tables of
+        ``fan_in[0]`` inputs each, ``hidden / classes`` voting for each class; it uses
+        ``epochs``, ``lr``, ``lr_decay``, ``batch``, ``weight_decay``, ``qat``, ``fan_in``,
+        ``fan_in_select`` and ``seed``, and always chooses its integer scale on the
+        training split).
     hidden : tuple of int
         Hidden layer widths; for ``ed`` the width of every per-class network.
     epochs, lr, batch : int, float, int
@@ -83,6 +93,10 @@ class TrainConfig:
         csb and bp only: the output layer is fixed to votes, ``+-v`` for each hidden neuron
         a class reads (:meth:`Rule.vote`; a power of two, so a logit is a plain sum of
         shifted activations in hardware); only the output biases learn there.
+    redraw : float
+        ``lut`` only: the fraction in ``[0, 1)`` of each class's neurons that get new inputs
+        three times during training, the ones whose values vary least
+        (:mod:`~clockprop.models.lutnet`); 0: never.
     seed : int
         Seed of the one random generator.
     device : str
@@ -105,12 +119,13 @@ class TrainConfig:
     fan_in: tuple = 0
     fan_in_select: str = "random"
     vote: bool = False
+    redraw: float = 0.0
     seed: int = 0
     device: str = "numpy"
 
     def __post_init__(self):
-        if self.rule not in RULES:
-            raise ClockpropError(f"train: rule must be one of {', '.join(RULES)}, "
+        if self.rule not in RULE_NAMES:
+            raise ClockpropError(f"train: rule must be one of {', '.join(RULE_NAMES)}, "
                                  f"got {self.rule!r}")
         hidden = self.hidden
         if isinstance(hidden, int) and not isinstance(hidden, bool):
@@ -130,7 +145,8 @@ class TrainConfig:
                                   ("lr_decay", lambda v: 0 < v <= 1, "(0, 1]"),
                                   ("init", lambda v: 0 < v <= 100, "(0, 100]"),
                                   ("weight_decay", lambda v: 0 <= v <= 100, "[0, 100]"),
-                                  ("prune", lambda v: 0 <= v < 1, "[0, 1)")):
+                                  ("prune", lambda v: 0 <= v < 1, "[0, 1)"),
+                                  ("redraw", lambda v: 0 <= v < 1, "[0, 1)")):
             value = getattr(self, name)
             if not (_is_number(value) and ok(value)):
                 raise ClockpropError(f"train: {name} must be a number in {allowed}, "
@@ -152,6 +168,9 @@ class TrainConfig:
         if self.vote and self.rule == "ed":
             raise ClockpropError("train: vote needs rule csb or bp (ed's output weights "
                                  "already have fixed signs)")
+        if self.redraw and self.rule != "lut":
+            raise ClockpropError(f"train: redraw needs rule lut (its tables), got rule "
+                                 f"{self.rule!r}")
         for name in ("qat", "calibrate"):
             if not isinstance(getattr(self, name), bool):
                 raise ClockpropError(f"train: {name} must be true or false, got "
@@ -237,6 +256,9 @@ def train(cfg, data, fmt=None, progress=None):
     """
     if cfg.qat and fmt is None:
         fmt = QFormat()
+    if cfg.rule == "lut":
+        net, history, seconds, rate = train_tables(cfg, data, fmt or QFormat(), progress)
+        return TrainResult(net=net, history=history, seconds=seconds, samples_per_s=rate)
     xp = get_backend(cfg.device)
     rng = np.random.default_rng(cfg.seed)
     rule = make_rule(cfg.rule, data.n_inputs, cfg.hidden, data.n_classes, rng, cfg.init, xp)
@@ -291,3 +313,12 @@ def train(cfg, data, fmt=None, progress=None):
     return TrainResult(net=rule.fold(), history=history, seconds=seconds,
                        samples_per_s=cfg.epochs * len(x) / max(train_time, 1e-9),
                        device=xp.description)
+
+
+def to_int_model(net, fmt, meta=None, calibrate=None):
+    """The integer golden model of a trained ``net``: :func:`~clockprop.models.floatnet.
+    quantize` for a :class:`FloatNet` (``calibrate``: its training split, or None), the
+    tables' own mapping for a :class:`~clockprop.models.lutnet.TableNet`."""
+    if isinstance(net, TableNet):
+        return quantize_tables(net, fmt, meta)
+    return quantize(net, fmt, meta, calibrate=calibrate)

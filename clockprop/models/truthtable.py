@@ -45,8 +45,11 @@ def pack_codes(a, inputs, act_bits):
 
 
 def neuron_table(layer, j, fmt):
-    """The truth table of neuron ``j`` of hidden layer ``layer`` in format ``fmt``."""
+    """The truth table of neuron ``j`` of hidden layer ``layer`` in format ``fmt``: its
+    learned table for a table layer (``layer.table``), else its golden model enumerated."""
     inputs = tuple(int(i) for i in np.flatnonzero(layer.weight[j]))
+    if layer.table is not None:
+        return NeuronTable(inputs, np.asarray(layer.table[j], dtype=np.int64))
     ab = fmt.act_bits
     codes = np.arange(1 << (len(inputs) * ab), dtype=np.int64)
     acc = np.full(len(codes), int(layer.bias[j]), dtype=np.int64)

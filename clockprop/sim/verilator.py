@@ -309,9 +309,7 @@ def _model_key(model, register_every, fold):
                          "fold": fold, "amaranth": amaranth.__version__, "top": TOP,
                          "fracs": [l.frac for l in model.layers],
                          "mappings": layer_mappings(model, fold)}).encode())
-    for layer in model.layers:
-        h.update(np.ascontiguousarray(layer.weight, dtype="<i8").tobytes())
-        h.update(np.ascontiguousarray(layer.bias, dtype="<i8").tobytes())
+    h.update(model.digest().encode())
     for path in _pipeline_sources():
         h.update(path.name.encode())
         h.update(path.read_bytes())

@@ -101,7 +101,7 @@ def train_model(run, log=_log):
     """Train, quantize and evaluate :class:`~clockprop.models.config.RunConfig` ``run``: the
     :class:`~clockprop.models.intmodel.IntModel`, its metadata filled in (not saved)."""
     from ..models.datasets import fingerprint, load_dataset
-    from ..models.floatnet import quantize
+    from ..models.train import to_int_model
 
     data = load_dataset(run.dataset, run.split_seed, label=run.label, scale=run.scale)
     log(f"data: {data.split}")
@@ -125,8 +125,8 @@ def train_model(run, log=_log):
                   "samples_per_s": result.samples_per_s},
         "history": result.history, "reference": reference,
     }
-    model = quantize(result.net, run.fmt, meta, calibrate=(data.x_train, data.y_train)
-                     if run.train.calibrate else None)
+    model = to_int_model(result.net, run.fmt, meta, calibrate=(data.x_train, data.y_train)
+                         if run.train.calibrate else None)
     model.meta["integer"] = {"test_acc": model.accuracy(a_test, data.y_test)}
     return model
 
@@ -253,7 +253,10 @@ def cmd_report(args):
             "weights": int(sum(layer.weight.size for layer in model.layers)),
             "nonzero_weights": int(sum(np.count_nonzero(layer.weight)
                                        for layer in model.layers)),
-            "csd_terms": int(sum(csd_count(layer.weight) for layer in model.layers)),
+            "csd_terms": int(sum(csd_count(layer.weight) for layer in model.layers
+                                 if layer.table is None)),
+            "table_entries": int(sum(layer.table.size for layer in model.layers
+                                     if layer.table is not None)),
             "lut_estimate": cost.lut, "ff_estimate": cost.ff, "rom_bits": cost.rom_bits,
             "layers": pipeline.layer_rows(),
         },

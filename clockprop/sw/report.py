@@ -116,7 +116,8 @@ def _markdown(s):
         f"| simulation | {g['cycles']} clocks for {g['n_samples']} samples in "
         f"{g['sim_seconds']:.1f} s ({g['sim_cycles_per_s']:.0f} clocks/s) |",
         f"| weights | {r['weights']} ({r['nonzero_weights']} non-zero, {r['csd_terms']} "
-        f"shift-add terms) |",
+        f"shift-add terms" + (f"; {r['table_entries']} learned table entries"
+                              if r.get("table_entries") else "") + ") |",
         f"| estimated logic | {r['lut_estimate']} LUT4, {r['ff_estimate']} FF, "
         f"{r.get('rom_bits', 0)} ROM bits "
         f"(from the elaborated design; synthesis numbers come with `make bitstream`) |",

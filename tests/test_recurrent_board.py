@@ -225,6 +225,9 @@ def test_fit_check_says_needed_and_available(iyoshi):
     check_recurrent_fit(model, tight)
     with pytest.raises(ClockpropError, match="3 streams does not fit .* fewer streams"):
         check_recurrent_fit(model, tight, streams=3)
+    # The sampled top with 4 streams did not fit the UP5K's logic cells (5437 of 5280).
+    with pytest.raises(ClockpropError, match=r"logic cells \(LUT4 \+ flip-flops\) needed"):
+        check_recurrent_fit(model, board, shift=temperature_shift(model, 1.0), streams=4)
 
 
 def test_core_parameters_are_checked(iyoshi):

@@ -39,8 +39,8 @@ from ..core.protocol import (
 from .top import BoardShell
 
 __all__ = ["MAX_PROMPT", "MAX_CHARS", "RECURRENT_TOP_OVERHEAD", "RECURRENT_STREAMS",
-           "utf8_words", "RecurrentDeviceCore", "RecurrentBoardTop", "recurrent_freq", "estimate_recurrent",
-           "check_recurrent_fit", "build_recurrent"]
+           "RECURRENT_STREAM_OVERHEAD", "utf8_words", "RecurrentDeviceCore", "RecurrentBoardTop",
+           "recurrent_freq", "estimate_recurrent", "check_recurrent_fit", "build_recurrent"]
 
 MAX_PROMPT = 256            # prompt characters per request (the frame buffer)
 MAX_CHARS = 1024            # generated characters per request (the character buffer)
@@ -58,13 +58,17 @@ RECURRENT_STREAM_OVERHEAD = {"lut": 40, "ff": 100}
 # clock the iCE40 PLL makes from 12 MHz; 4 MHz comes from a clock divider (12 MHz / 3).
 RECURRENT_HZ = {("ice40", "argmax"): 8.4375e6, ("ice40", "sampled"): 4e6,
                 ("ecp5", "argmax"): 25e6, ("ecp5", "sampled"): 12.5e6}
-# Streams of the C-slow core per family (the loop cut by K - 1 registers: about K times the
-# clock, one character per clock with all streams generating), and the default clock of those
-# builds, below the fmax that bench/recurrent.py --streams measured for the iyoshi Elman top
-# (reports/bench/recurrent.md, argmax; K = 1, 2, 3, 4): iCEBreaker 9.0, 13.8, 18.0, 27.7 MHz;
-# ULX3S 25.3, 38.5, 59.0, 65.4 MHz. A mode or K not measured gets the one-stream clock.
-RECURRENT_STREAMS = {"ice40": 4, "ecp5": 4}
-RECURRENT_STREAMS_HZ = {("ice40", "argmax", 4): 24e6, ("ecp5", "argmax", 4): 60e6}
+# Streams of the C-slow core per family and output stage (the loop cut by K - 1 registers:
+# about K times the clock, one character per clock with all streams generating), and the
+# default clock of those builds, below the fmax that bench/recurrent.py --streams measured for
+# the iyoshi Elman top (reports/bench/recurrent.md): argmax K=4 28.3 MHz on the iCEBreaker,
+# 67.1 MHz on the ULX3S; sampled K=4 41.4 MHz on the ULX3S, K=3 7.9 MHz on the iCEBreaker
+# (K=4 sampled needs more than its 5280 logic cells). A K not measured gets the one-stream
+# clock, which a cut loop makes with room to spare.
+RECURRENT_STREAMS = {("ice40", "argmax"): 4, ("ice40", "sampled"): 3,
+                     ("ecp5", "argmax"): 4, ("ecp5", "sampled"): 4}
+RECURRENT_STREAMS_HZ = {("ice40", "argmax", 4): 24e6, ("ice40", "sampled", 3): 6e6,
+                        ("ecp5", "argmax", 4): 60e6, ("ecp5", "sampled", 4): 37.5e6}
 
 
 def _log(msg):
@@ -729,6 +733,12 @@ def check_recurrent_fit(model, board, *, shift=None, max_prompt=MAX_PROMPT,
     names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs"}
     short = [f"{need[k]} {label} needed, {avail[k]} available" for k, label in names.items()
              if need[k] > avail[k]]
+    # An iCE40 logic cell is one LUT4 and one flip-flop. The registers that carry a stream
+    # round the loop of a C-slow core are shift registers, a cell each: the sampled top with
+    # 4 streams (4068 LUT4 + 1227 FF estimated) needed 5437 of the UP5K's 5280 cells.
+    if board.family == "ice40" and streams > 1 and need["lut"] + need["ff"] > cap.lut:
+        short.append(f"{need['lut'] + need['ff']} logic cells (LUT4 + flip-flops) needed, "
+                     f"{cap.lut} available")
     if short:
         what = f" and {streams} streams" if streams > 1 else ""
         raise ClockpropError(
@@ -745,13 +755,15 @@ def build_recurrent(model, vocab, board_name, *, shift=None, seed=0xACE1, freq=N
     """Build a bitstream of the recurrent top of ``model`` for ``board_name``; return the
     report dict (also written as ``report.json`` and ``report.md`` in ``out_dir``, default
     ``build/<name>/<board>/``). ``streams``: of the core (default
-    :data:`RECURRENT_STREAMS` of the board's family); the fit is checked first."""
+    :data:`RECURRENT_STREAMS` of the board's family and output stage); the fit is checked
+    first."""
     from .build import check_toolchain, run_toolchain
     from .registry import get_board
 
     board = get_board(board_name)
     check_toolchain(board.family)
-    streams = streams or RECURRENT_STREAMS[board.family]
+    streams = streams or RECURRENT_STREAMS[board.family,
+                                           "argmax" if shift is None else "sampled"]
     freq = float(freq or recurrent_freq(board, shift, streams))
     name = name or "recurrent"
     out_dir = Path(out_dir or Path("build") / name / board.name)

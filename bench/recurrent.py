@@ -16,12 +16,15 @@ Writes ``reports/bench/recurrent.json`` and ``reports/bench/recurrent.md``:
   builds) through yosys, nextpnr and the packer (``boards.build.run_toolchain``) for the
   iCEBreaker (iCE40UP5K) and the ULX3S (ECP5-85F), argmax and sampled: LUT4, FF, block RAM,
   fmax, and characters per second = fmax x 1 character per clock. The core's loop (state
-  -> hidden -> readout -> argmax or sampler -> state) is the critical path.
+  -> hidden -> readout -> argmax or sampler -> state) is the critical path of one stream;
+  ``--streams 1,2,3,4`` builds the C-slow top of each ``K`` (the loop cut by ``K - 1``
+  registers, ``K`` streams, still one character per clock with all of them generating).
 
 Run: ``.venv/bin/python bench/recurrent.py [--synth] [--boards icebreaker,ulx3s]
-[--modes argmax,sampled]`` (about two minutes on 2 cores, plus 2 to 6 minutes per board and
-mode; ``--synth-only`` skips the accuracy cells and updates the ``synthesis`` entry of an
-existing ``recurrent.json``).
+[--modes argmax,sampled] [--streams 1,2,3,4] [--work DIR]`` (about two minutes on 2 cores,
+plus 1 to 10 minutes per board, mode and K: one stream's iCE40 build is the slow one;
+``--synth-only`` skips the accuracy cells and updates the ``synthesis`` entry of an
+existing ``recurrent.json``, row by board, mode and K; ``--work`` keeps the builds).
 """
 
 import argparse

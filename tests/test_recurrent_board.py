@@ -304,8 +304,9 @@ def _toolchain(family, monkeypatch):
 @pytest.mark.slow
 def test_bitstream_of_the_recurrent_top(model_dir, monkeypatch):
     _toolchain("ice40", monkeypatch)
-    # The iCEBreaker's default: 4 streams, the loop cut in four. yosys's ABC9 took 570 s of
-    # the 600 s this test took on the uncut one-clock loop (--streams 1), about 50 s on it.
+    # The iCEBreaker's default: 4 streams, the loop cut in four. On the uncut one-clock loop
+    # (--streams 1) yosys took 572 s of the 599 s this test took; on this top the test takes
+    # about 52 s (yosys 24 s).
     result = clockprop(model_dir, "bitstream", "build/iy/recurrent.json", "--board",
                        "icebreaker", "--out", "out", timeout=900)
     assert result.returncode == 0, result.stderr

@@ -58,8 +58,10 @@ MAX_VOCAB = 256             # character ids are at most 8 bits (one byte on a li
 # columns), after the activations, the middle of the readout's adder trees, after the logits,
 # and (sampling only) after the sampler's prefix sums, before its multiplication.
 CUT_SITES = ("hidden", "act", "readout", "logit", "sample")
-# The cuts of ``K`` streams, argmax and sampled: the balance that bench/recurrent.py measured
-# best (reports/bench/recurrent.md).
+# The cuts of ``K`` streams, argmax and sampled: the hidden layer and the readout first (the
+# longest parts of the argmax loop), the sampler's multiplication next. Chosen by the path,
+# not by measuring other cut sets; bench/recurrent.py --streams measured these
+# (reports/bench/recurrent.md).
 DEFAULT_CUTS = {
     "argmax": {1: (), 2: ("act",), 3: ("act", "logit"), 4: ("hidden", "act", "logit"),
                5: ("hidden", "act", "readout", "logit")},

@@ -49,8 +49,8 @@ MAX_CHARS = 1024            # generated characters per request (the character bu
 # the same core synthesized alone (2018 LUT4, 52 FF).
 RECURRENT_TOP_OVERHEAD = {"lut": 900, "ff": 520}
 # ... and per stream beyond the first (its prompt and output pointers, the feed's stream):
-# the iCEBreaker K=4 top had 1440 FF and 3425 LUT4 where the core tally and the one-stream
-# overhead said 1074 and 3372.
+# the iCEBreaker K=4 argmax top had 1459 FF and 3395 LUT4 where the core tally and the
+# one-stream overhead said 1074 and 3372.
 RECURRENT_STREAM_OVERHEAD = {"lut": 40, "ff": 100}
 # Default clock per family and output stage, below the fmax measured by bench/recurrent.py
 # (reports/bench/recurrent.md): the core's loop (state -> hidden -> readout -> argmax or

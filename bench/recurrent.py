@@ -16,12 +16,15 @@ Writes ``reports/bench/recurrent.json`` and ``reports/bench/recurrent.md``:
   builds) through yosys, nextpnr and the packer (``boards.build.run_toolchain``) for the
   iCEBreaker (iCE40UP5K) and the ULX3S (ECP5-85F), argmax and sampled: LUT4, FF, block RAM,
   fmax, and characters per second = fmax x 1 character per clock. The core's loop (state
-  -> hidden -> readout -> argmax or sampler -> state) is the critical path.
+  -> hidden -> readout -> argmax or sampler -> state) is the critical path of one stream;
+  ``--streams 1,2,3,4`` builds the C-slow top of each ``K`` (the loop cut by ``K - 1``
+  registers, ``K`` streams, still one character per clock with all of them generating).
 
 Run: ``.venv/bin/python bench/recurrent.py [--synth] [--boards icebreaker,ulx3s]
-[--modes argmax,sampled]`` (about two minutes on 2 cores, plus 2 to 6 minutes per board and
-mode; ``--synth-only`` skips the accuracy cells and updates the ``synthesis`` entry of an
-existing ``recurrent.json``).
+[--modes argmax,sampled] [--streams 1,2,3,4] [--work DIR]`` (about two minutes on 2 cores,
+plus 1 to 10 minutes per board, mode and K: one stream's iCE40 build is the slow one;
+``--synth-only`` skips the accuracy cells and updates the ``synthesis`` entry of an
+existing ``recurrent.json``, row by board, mode and K; ``--work`` keeps the builds).
 """
 
 import argparse
@@ -29,6 +32,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -130,30 +134,43 @@ def run_cell(corpus, text, cell, kw, gateware_prefix=None):
     return row
 
 
-def synth_top(model, vocab, shift, board_name, work):
+# The clock requested of a C-slow build (K streams): the one-stream clock times K, as far
+# as the board goes; nextpnr's achieved fmax is what the table reports.
+STREAM_HZ = {"ice40": 8.4375e6, "ecp5": 25e6}
+
+
+def synth_top(model, vocab, shift, board_name, work, streams=1):
     """Build the recurrent board top of ``model`` for ``board_name`` (``clockprop bitstream``'s
     :func:`~clockprop.boards.recurrent_top.build_recurrent`); one row of the table."""
     board = get_board(board_name)
+    freq = None
+    if streams > 1:
+        freq = min(board.target_hz, STREAM_HZ[board.family] * streams)
+        if shift is not None:
+            freq /= 2
     r = build_recurrent(model, vocab, board.name, shift=shift, out_dir=work,
-                        name="iyoshi-elman")
+                        name="iyoshi-elman", streams=streams, freq=freq)
     res = r["resources"]
-    est = RecurrentCore(model, shift=shift).estimate()
+    est = RecurrentCore(model, shift=shift, streams=streams).estimate()
     row = {"board": board.name, "device": board.capacity.device, "family": board.family,
-           "mode": r["mode"], "shift": shift, "clock_mhz": round(r["pll_mhz"], 4),
+           "mode": r["mode"], "shift": shift, "streams": streams, "cuts": r["cuts"],
+           "clock_mhz": round(r["pll_mhz"], 4),
            "lut4": res["lut"]["used"], "lut4_available": res["lut"]["available"],
            "ff": res["ff"]["used"], "ebr": res["ebr"]["used"],
            "fmax_mhz": round(r["fmax_mhz"], 2) if r["fmax_mhz"] else None,
            "timing_met": r["timing_met"], "chars_per_second": r["chars_per_s_at_fmax"],
            "estimate": r["estimate"]["need"], "core_estimate": {"lut": est.lut, "ff": est.ff},
            "toolchain_seconds": r["toolchain_seconds"]}
-    log(f"synth {board.name} {row['mode']}: {row['lut4']} LUT4, {row['ff']} FF, {row['ebr']} "
+    log(f"synth {board.name} {row['mode']} K={streams}: {row['lut4']} LUT4, {row['ff']} FF, "
+        f"{row['ebr']} "
         f"EBR, fmax {row['fmax_mhz']} MHz (clock {row['clock_mhz']} MHz, toolchain "
         f"{row['toolchain_seconds']} s)")
     return row
 
 
-def synthesis(boards, modes):
-    """Train the い/よ/し Elman cell and build its board top for each board and mode."""
+def synthesis(boards, modes, streams=(1,), work=None):
+    """Train the い/よ/し Elman cell and build its board top for each board, mode and number
+    of streams (in ``work``, kept; default a temporary folder)."""
     text = iyoshi_corpus()
     vocab = Vocab.from_text(text)
     kw = IYOSHI_CELLS["elman"]
@@ -161,16 +178,25 @@ def synthesis(boards, modes):
                           RecurrentConfig(cell="elman", context=True, **kw)).net
     q = quantize_recurrent(net, FMT)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="recurrent_synth_") as work:
+    with (nullcontext(work) if work else
+          tempfile.TemporaryDirectory(prefix="recurrent_synth_")) as work:
         for board in boards:
             for mode in modes:
-                shift = None if mode == "argmax" else temperature_shift(q, 1.0)
-                rows.append(synth_top(q, vocab, shift, board, Path(work) / f"{board}_{mode}"))
+                for k in streams:
+                    shift = None if mode == "argmax" else temperature_shift(q, 1.0)
+                    rows.append(synth_top(q, vocab, shift, board,
+                                          Path(work) / f"{board}_{mode}_{k}", k))
     return {"model": {"corpus": "iyoshi", "cell": "elman", "n_vocab": len(vocab), **kw},
             "top": "boards.recurrent_top.RecurrentBoardTop (core, UART, framing, buffers, "
                    "UTF-8 ROM, PLL, pins), built by boards.build.run_toolchain; fmax = "
                    "nextpnr's achieved clock = characters per second / 1e6",
             "rows": rows}
+
+
+def fmax_entries(rows):
+    """``{board_mode[_K]: fmax}`` (one stream: no suffix, as before C-slow)."""
+    return {f"{r['board']}_{r['mode']}" + (f"_{r['streams']}" if r.get("streams", 1) > 1
+                                           else ""): r["fmax_mhz"] for r in rows}
 
 
 def synth_markdown(syn):
@@ -179,14 +205,20 @@ def synth_markdown(syn):
              f"{m['cell']} H={m['hidden']}, V={m['n_vocab']}; {syn['top']}):", "",
              "LUT4 and FF as nextpnr/yosys count them for the whole top (ECP5: LUT4 + 2 per "
              "CCU2C carry cell); est.: the fit check's estimate (core tally + top overhead); "
-             "clock: the top's default clock (PLL, or the board clock divided in the fabric "
-             "below the iCE40 PLL's 8.3 MHz).", "",
-             "| board | device | mode | LUT4 | FF | EBR | LUT4 est. | clock (MHz) | "
+             "clock: the clock requested (K = 1: the top's default, PLL or the board clock "
+             "divided in the fabric below the iCE40 PLL's 8.3 MHz; K > 1: K times the "
+             "one-stream clock (sampled: half that), a target above what was expected, so "
+             "'met' is no where fmax is below it).", "",
+             "K: streams through the loop (C-slow; cut after the listed places), each "
+             "one character every K clocks; chars/s = fmax x 1 character per clock, with "
+             "all K streams generating.", "",
+             "| board | device | mode | K | cuts | LUT4 | FF | EBR | LUT4 est. | clock (MHz) | "
              "fmax (MHz) | met | chars/s | toolchain s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in syn["rows"]:
         cps = f"{r['chars_per_second']:.3g}" if r["chars_per_second"] else "-"
-        lines.append(f"| {r['board']} | {r['device']} | {r['mode']} | {r['lut4']} | "
+        lines.append(f"| {r['board']} | {r['device']} | {r['mode']} | {r.get('streams', 1)} | "
+                     f"{', '.join(r.get('cuts', [])) or '-'} | {r['lut4']} | "
                      f"{r['ff']} | {r['ebr']} | {r['estimate']['lut']} | {r['clock_mhz']:g} "
                      f"| {r['fmax_mhz']} | {'yes' if r['timing_met'] else 'no'} | {cps} | "
                      f"{r['toolchain_seconds']} |")
@@ -235,7 +267,15 @@ def main(argv=None):
                     help=f"boards to build for (default {SYNTH_BOARDS})")
     ap.add_argument("--modes", default="argmax,sampled",
                     help="argmax, sampled or argmax,sampled (default both)")
+    ap.add_argument("--work", default=None,
+                    help="keep the builds in this folder (default: a temporary one)")
+    ap.add_argument("--streams", default="1",
+                    help="numbers of C-slow streams to build, e.g. 1,2,3,4 (default 1)")
     args = ap.parse_args(argv)
+    try:
+        streams = [int(k) for k in args.streams.split(",") if k]
+    except ValueError:
+        ap.error(f"--streams takes numbers like 1,2,4, not {args.streams!r}")
     boards = [b for b in args.boards.split(",") if b]
     modes = [x for x in args.modes.split(",") if x]
     for b in boards:
@@ -245,24 +285,28 @@ def main(argv=None):
         if x not in ("argmax", "sampled"):
             ap.error(f"unknown mode {x!r}")
     if args.synth_only:
-        syn = synthesis(boards, modes)
+        syn = synthesis(boards, modes, streams, args.work)
         path = OUT / "recurrent.json"
         summary = json.loads(path.read_text()) if path.exists() else {}
         # Rows of boards and modes not rebuilt now stay (rows of the old core-only harness,
         # which have no "board", go).
-        built = {(r["board"], r["mode"]) for r in syn["rows"]}
+        def key(r):
+            return r["board"], r["mode"], r.get("streams", 1)
+        built = {key(r) for r in syn["rows"]}
         kept = [r for r in summary.get("synthesis", {}).get("rows", [])
-                if "board" in r and (r["board"], r["mode"]) not in built]
-        syn["rows"] = sorted(kept + syn["rows"], key=lambda r: (r["family"] != "ice40",
-                                                                r["board"], r["mode"]))
+                if "board" in r and key(r) not in built]
+        syn["rows"] = sorted(kept + syn["rows"], key=lambda r: (r["family"] != "ice40", key(r)))
         summary["synthesis"] = syn
-        summary["fmax"] = {f"{r['board']}_{r['mode']}": r["fmax_mhz"] for r in syn["rows"]}
+        summary["fmax"] = fmax_entries(syn["rows"])
         write_atomic(path, json.dumps(summary, indent=1, ensure_ascii=False))
         if "rows" in summary:
             write_atomic(OUT / "recurrent.md", markdown(summary["rows"]) + synth_markdown(syn)
                          + "\nTargets: " + ", ".join(
                              f"{k} {'met' if v else 'MISSED'}"
                              for k, v in summary["targets"].items()) + "\n")
+        else:                   # no accuracy rows yet: the synthesis alone
+            write_atomic(OUT / "recurrent.md", "# Issue 5 bench: recurrent text generation\n"
+                         + synth_markdown(syn))
         return 0
     start = time.perf_counter()
     rows = [run_cell("iyoshi", iyoshi_corpus(), cell, kw) for cell, kw in IYOSHI_CELLS.items()]
@@ -288,8 +332,8 @@ def main(argv=None):
                "fmax": "not measured: run with --synth"}
     syn_md = ""
     if args.synth:
-        syn = summary["synthesis"] = synthesis(boards, modes)
-        summary["fmax"] = {f"{r['board']}_{r['mode']}": r["fmax_mhz"] for r in syn["rows"]}
+        syn = summary["synthesis"] = synthesis(boards, modes, streams, args.work)
+        summary["fmax"] = fmax_entries(syn["rows"])
         summary["seconds"] = time.perf_counter() - start
         syn_md = synth_markdown(syn)
     write_atomic(OUT / "recurrent.json", json.dumps(summary, indent=1, ensure_ascii=False))

@@ -15,11 +15,12 @@ from clockprop.sim.recurrent_top_sim import simulated_recurrent_board
 from clockprop.core.errors import ClockpropError
 from clockprop.sw.generate_cli import BoardGenerator, check_board_text, save_recurrent
 from clockprop.core.protocol import (
-    MAX_PAYLOAD, FrameType, GenerateRequest, TextReply, encode_frame,
+    MAX_PAYLOAD, FrameType, GenerateRequest, GenerateStreamsRequest, TextReply, encode_frame,
 )
 from clockprop.core.qformat import QFormat
 from clockprop.models.recurrent import (
-    RecurrentConfig, generate, quantize_recurrent, temperature_shift, train_recurrent,
+    RecurrentConfig, generate, generate_streams, quantize_recurrent, temperature_shift,
+    train_recurrent,
 )
 from clockprop.models.text import Vocab, iyoshi_corpus
 from clockprop.core.transport import Link, LoopbackTransport
@@ -56,6 +57,57 @@ def test_board_text_equals_golden_model(iyoshi, mode):
             assert reply.prime_cycles == len(prompt)        # one prompt character per clock
             assert reply.gen_cycles == n                    # one character per clock
         assert link.resends == 0
+
+
+@pytest.mark.parametrize("K", [2, 3])
+@pytest.mark.parametrize("mode", ["argmax", "sampled"])
+def test_board_streams_equal_golden_model(iyoshi, mode, K):
+    """A board of K streams: one request, one prompt per stream, every text the golden
+    model's; with all K streams at once the core makes one character per clock."""
+    model, vocab = iyoshi
+    shift = None if mode == "argmax" else temperature_shift(model, 1.0)
+    with board_link(model, vocab, shift=shift, seed=0x1234, streams=K) as link:
+        board = BoardGenerator(link, model, vocab, streams=K)
+        for prompts, n in [(["いよ", "しよいい", "よ"][:K], 30), (["し"], 5),
+                           (["よいいしいよ", "い"], 0), (["いい", "よし", "しし"][:K], 12)]:
+            texts, reply = board.generate_streams(prompts, n, shift=shift, seed=0x1234)
+            assert texts == generate_streams(model, vocab, prompts, [n] * len(prompts),
+                                             shift=shift, seeds=0x1234)
+            if len(prompts) == K and len(set(map(len, prompts))) == 1:
+                assert reply.prime_cycles == K * len(prompts[0])    # all streams at once
+                assert reply.gen_cycles == K * n                    # one character per clock
+        # One prompt through generate(): the text of stream 0.
+        assert board.generate("いよ", 9, shift=shift, seed=0x1234).text == generate(
+            model, vocab, "いよ", 9, shift=shift, seed=0x1234)
+        assert link.resends == 0
+
+
+def test_board_streams_errors(iyoshi):
+    model, vocab = iyoshi
+    with board_link(model, vocab, streams=2, max_prompt=8, max_chars=16) as link:
+        board = BoardGenerator(link, model, vocab, streams=2, max_prompt=8, max_chars=16)
+        with pytest.raises(ClockpropError, match="3 prompts for a board of 2 streams"):
+            board.generate_streams(["い", "よ", "し"], 4)
+        with pytest.raises(ClockpropError, match="the prompts take 9 bytes"):
+            board.generate_streams(["いいい", "よよよよ"], 4)
+        one = GenerateRequest((0, 1), 4).encode()                 # the one-stream format
+        assert _error(link, one).endswith("MODE")
+        three = GenerateStreamsRequest(((0,), (1,), (2,)), 4).encode()
+        assert _error(link, three).endswith("LENGTH")            # more prompts than streams
+        bad = bytearray(GenerateStreamsRequest(((0, 1), (2,)), 4).encode())
+        bad[6] = 5                                                # a length past the end
+        assert _error(link, bytes(bad)).endswith("LENGTH")
+        bad[6] = 0                                                # an empty prompt
+        assert _error(link, bytes(bad)).endswith("LENGTH")
+        assert _error(link, GenerateStreamsRequest(((0, 3),), 4).encode()).endswith(
+            "BAD_TOKEN")
+        assert _error(link, GenerateStreamsRequest(((0,),), 17).encode()).endswith(
+            "TOO_LONG")
+        texts, _ = board.generate_streams(["いよよ", "しいよ"], 16)     # the largest
+        assert texts == generate_streams(model, vocab, ["いよよ", "しいよ"], [16, 16])
+    with board_link(model, vocab) as link:                         # one stream
+        assert _error(link, GenerateStreamsRequest(((0,), (1,)), 4).encode()).endswith(
+            "MODE")
 
 
 def test_text_comes_back_as_utf8(iyoshi):
@@ -164,6 +216,18 @@ def test_fit_check_says_needed_and_available(iyoshi):
     small = dataclasses.replace(board, capacity=dataclasses.replace(board.capacity, lut=2000))
     with pytest.raises(ClockpropError, match=r"\d+ LUT4 needed, 2000 available"):
         check_recurrent_fit(model, small)
+    # Streams add registers, in the core and its pointers: more streams than fit are
+    # refused before synthesis, saying so.
+    three, _ = check_recurrent_fit(model, board, streams=3)
+    assert three["ff"] > need["ff"] and three["ebr"] >= need["ebr"]
+    tight = dataclasses.replace(board, capacity=dataclasses.replace(board.capacity,
+                                                                     ff=three["ff"] - 1))
+    check_recurrent_fit(model, tight)
+    with pytest.raises(ClockpropError, match="3 streams does not fit .* fewer streams"):
+        check_recurrent_fit(model, tight, streams=3)
+    # The sampled top with 4 streams did not fit the UP5K's logic cells (5437 of 5280).
+    with pytest.raises(ClockpropError, match=r"logic cells \(LUT4 \+ flip-flops\) needed"):
+        check_recurrent_fit(model, board, shift=temperature_shift(model, 1.0), streams=4)
 
 
 def test_core_parameters_are_checked(iyoshi):
@@ -177,6 +241,10 @@ def test_core_parameters_are_checked(iyoshi):
 def test_protocol_round_trip():
     req = GenerateRequest((1, 2, 0), 300, shift=7, seed=0xBEEF)
     assert GenerateRequest.decode(req.encode()) == req
+    many = GenerateStreamsRequest(((1, 2), (0,), (2, 2, 2)), 30, shift=3, seed=77)
+    assert many.encode()[0] == 0x11 and GenerateStreamsRequest.decode(many.encode()) == many
+    with pytest.raises(ClockpropError, match="1 to 255 characters"):
+        GenerateStreamsRequest(((1,) * 256,), 3).encode()
     assert GenerateRequest.decode(GenerateRequest((5,), 0).encode()) == GenerateRequest((5,), 0)
     reply = TextReply(3, 40, "いよし€a")
     assert TextReply.decode(reply.encode()) == reply
@@ -236,14 +304,16 @@ def _toolchain(family, monkeypatch):
 @pytest.mark.slow
 def test_bitstream_of_the_recurrent_top(model_dir, monkeypatch):
     _toolchain("ice40", monkeypatch)
-    # yosys's ABC9 needs minutes on this one-clock-per-character loop (8 to 10 on 2 busy
-    # cores): a generous limit, so that a loaded machine does not fail it.
+    # The iCEBreaker's default: 4 streams, the loop cut in four. On the uncut one-clock loop
+    # (--streams 1) yosys took 572 s of the 599 s this test took; on this top the test takes
+    # about 52 s (yosys 24 s).
     result = clockprop(model_dir, "bitstream", "build/iy/recurrent.json", "--board",
-                       "icebreaker", "--out", "out", timeout=1800)
+                       "icebreaker", "--out", "out", timeout=900)
     assert result.returncode == 0, result.stderr
     import json
     report = json.loads((model_dir / "out/report.json").read_text())
     assert report["kind"] == "recurrent" and report["mode"] == "argmax"
+    assert report["streams"] == 4 and report["latency_cycles"] == 4
     assert 0 < report["resources"]["lut"]["used"] <= 5280
     assert report["fmax_mhz"] > 0 and report["chars_per_s_at_fmax"] == report["fmax_mhz"] * 1e6
     assert (model_dir / "out/top.bin").stat().st_size > 0

@@ -7,16 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clockprop.hw.recurrent import MAX_VOCAB, RecurrentCore, check_core, lfsr_draw_masks
+from clockprop.hw.recurrent import (
+    CUT_SITES, DEFAULT_CUTS, MAX_VOCAB, RecurrentCore, check_core, lfsr_draw_masks,
+)
 from clockprop.sim.recurrent_sim import (
-    generate_sim, simulate_generation, simulate_predictions,
+    generate_sim, generate_streams_sim, simulate_generation, simulate_predictions,
+    simulate_streams,
 )
 from clockprop.core.errors import ClockpropError
 from clockprop.sw.generate_cli import load_recurrent, save_recurrent
 from clockprop.core.qformat import QFormat
 from clockprop.models.recurrent import (
-    IntElman, IntSioConv, Lfsr16, RecurrentConfig, generate, quantize_recurrent,
-    temperature_shift, train_recurrent,
+    IntElman, IntSioConv, Lfsr16, RecurrentConfig, generate, generate_streams,
+    quantize_recurrent, temperature_shift, train_recurrent,
 )
 from clockprop.models.text import Vocab, iyoshi_corpus
 
@@ -177,6 +180,112 @@ def test_core_reports_cost(iyoshi_models):
     assert argmax.ff == 8 * 4 + 2 + 16 + 2      # context, flags, count, character
     with pytest.raises(ClockpropError, match="fewer hidden channels"):
         check_core(models["elman"], lut_budget=10, cost=argmax, where=" on tiny")
+
+
+# -- C-slow: K streams through a loop cut by K - 1 registers -----------------------------------
+
+STREAM_PROMPTS = ["いよ", "し", "よしいい", "いしよ", "よ"]
+STREAM_LENGTHS = [40, 23, 31, 7, 16]
+
+
+@pytest.mark.parametrize("cell", ["elman", "sioconv"])
+@pytest.mark.parametrize("temperature", [None, 2.0])
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
+def test_streams_equal_golden(iyoshi_models, cell, temperature, K):
+    vocab, models = iyoshi_models
+    model = models[cell]
+    shift = None if temperature is None else temperature_shift(model, temperature)
+    seeds = [0x1234 + 77 * s for s in range(K)]
+    prompts, ns = STREAM_PROMPTS[:K], STREAM_LENGTHS[:K]
+    texts, result = generate_streams_sim(model, vocab, prompts, ns, shift=shift, seeds=seeds)
+    assert texts == generate_streams(model, vocab, prompts, ns, shift=shift, seeds=seeds)
+    for s, (prompt, n) in enumerate(zip(prompts, ns)):
+        session = result.sessions[s][0]
+        assert session.prompt_clocks == K * (len(prompt) - 1) + 1     # one per turn
+        assert session.latency == K                 # the next turn after the prompt
+        assert session.gen_clocks == K * (n - 1) + 1
+
+
+@pytest.mark.parametrize("K", [2, 4])
+def test_streams_make_one_character_per_clock(iyoshi_models, K):
+    """Every stream generating: the core as a whole emits a character every clock."""
+    vocab, models = iyoshi_models
+    n, prompts = 50, STREAM_PROMPTS[:K]
+    ids = [vocab.encode(p) for p in prompts]
+    result = simulate_streams(models["elman"], [[(p, n)] for p in ids])
+    # The last stream's last prompt character goes in at clock (longest prompt - 1) * K + K
+    # - 1 at most; then K * n clocks of characters, K per round.
+    assert result.cycles <= K * max(map(len, ids)) + K * n + 1
+    assert all(ss[0].gen_clocks == K * (n - 1) + 1 for ss in result.sessions)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**32 - 1), cell=st.sampled_from(["elman", "sioconv"]),
+       n_vocab=st.integers(2, 5), n_hidden=st.integers(1, 5), context=st.booleans(),
+       shift=st.one_of(st.none(), st.integers(0, 6)), K=st.integers(2, 6),
+       stall=st.sampled_from([0.0, 0.3]))
+def test_random_models_streams_equal_golden(seed, cell, n_vocab, n_hidden, context, shift, K,
+                                            stall):
+    K = min(K, max(DEFAULT_CUTS["argmax" if shift is None else "sampled"]))
+    rng = np.random.default_rng(seed)
+    model = random_recurrent(rng, cell, n_vocab, n_hidden, context)
+    # Two sessions back to back per stream, stalls on both sides, characters offered out of
+    # turn: every stream's state and LFSR are its own and start afresh for its second session.
+    streams = [[(rng.integers(0, n_vocab, int(rng.integers(1, 4))), int(rng.integers(0, 10)))
+                for _ in range(2)] for _ in range(K)]
+    seeds = [int(x) for x in rng.integers(1, 1 << 16, K)]
+    result = simulate_streams(model, streams, shift=shift, seed=seeds, stall=stall,
+                              stall_seed=seed)
+    for s, sessions in enumerate(streams):
+        for (prompt, n), got in zip(sessions, result.sessions[s]):
+            np.testing.assert_array_equal(got.ids, golden_ids(model, prompt, n, shift, seeds[s]))
+
+
+@pytest.mark.parametrize("cuts", [(site,) for site in CUT_SITES] +
+                         [("hidden", "readout"), ("readout", "sample")])
+def test_every_cut_site(iyoshi_models, cuts):
+    vocab, models = iyoshi_models
+    K = len(cuts) + 1
+    for cell in ("elman", "sioconv"):
+        model = models[cell]
+        shift = temperature_shift(model, 1.0) if "sample" in cuts else None
+        for shift in {shift, temperature_shift(model, 1.0)}:
+            prompts, ns = STREAM_PROMPTS[:K], STREAM_LENGTHS[:K]
+            texts, _ = generate_streams_sim(model, vocab, prompts, ns, shift=shift,
+                                            seeds=0x4321, cuts=cuts)
+            assert texts == generate_streams(model, vocab, prompts, ns, shift=shift,
+                                             seeds=0x4321)
+
+
+def test_stream_parameters_are_checked(iyoshi_models):
+    _, models = iyoshi_models
+    model = models["elman"]
+    for kwargs, match in [
+            (dict(streams=0), r"streams must be an integer in \[1, 5\]"),
+            (dict(streams=6), r"\[1, 5\]"),
+            (dict(streams=2, cuts=("sample",)), "cuts hidden, act, readout, logit \\("),
+            (dict(streams=3, cuts=("logit", "act")), "in that order"),
+            (dict(streams=3, cuts=("act", "act")), "distinct"),
+            (dict(streams=3, cuts=("act",)), "3 streams need 2"),
+            (dict(streams=2, seed=(1, 2, 3)), "one per stream, 2"),
+            (dict(streams=2, shift=2, seed=(1, 0)), "LFSR seed")]:
+        with pytest.raises(ClockpropError, match=match):
+            RecurrentCore(model, **kwargs)
+    six = RecurrentCore(model, shift=1, streams=6)
+    assert six.cuts == DEFAULT_CUTS["sampled"][6] and six.estimate().ff > 0
+    one, two = (RecurrentCore(model, streams=k).estimate() for k in (1, 2))
+    assert two.ff > one.ff + 8 * 4                  # the act registers and the ring
+
+
+def test_generate_streams_is_independent_runs(iyoshi_models):
+    vocab, models = iyoshi_models
+    model = models["elman"]
+    shift = temperature_shift(model, 2.0)
+    texts = generate_streams(model, vocab, ["い", "い"], [20, 9], shift=shift, seeds=[5, 6])
+    assert texts == [generate(model, vocab, "い", 20, shift=shift, seed=5),
+                     generate(model, vocab, "い", 9, shift=shift, seed=6)]
+    with pytest.raises(ClockpropError, match="one prompt, one length and one seed"):
+        generate_streams(model, vocab, ["い", "よ"], [3], shift=shift)
 
 
 # -- the command line --------------------------------------------------------------------------

@@ -33,12 +33,14 @@ from ..hw.recurrent import MAX_VOCAB, RecurrentCore, check_core
 from ..hw.uart import UARTRx, UARTTx
 from ..core.errors import ClockpropError
 from ..core.fileio import write_atomic
-from ..core.protocol import ErrorCode, FrameType, GenerateRequest, TextReply
+from ..core.protocol import (
+    ErrorCode, FrameType, GenerateRequest, GenerateStreamsRequest, TextReply,
+)
 from .top import BoardShell
 
-__all__ = ["MAX_PROMPT", "MAX_CHARS", "RECURRENT_TOP_OVERHEAD", "utf8_words",
-           "RecurrentDeviceCore", "RecurrentBoardTop", "recurrent_freq", "estimate_recurrent",
-           "check_recurrent_fit", "build_recurrent"]
+__all__ = ["MAX_PROMPT", "MAX_CHARS", "RECURRENT_TOP_OVERHEAD", "RECURRENT_STREAMS",
+           "RECURRENT_STREAM_OVERHEAD", "utf8_words", "RecurrentDeviceCore", "RecurrentBoardTop",
+           "recurrent_freq", "estimate_recurrent", "check_recurrent_fit", "build_recurrent"]
 
 MAX_PROMPT = 256            # prompt characters per request (the frame buffer)
 MAX_CHARS = 1024            # generated characters per request (the character buffer)
@@ -46,12 +48,27 @@ MAX_CHARS = 1024            # generated characters per request (the character bu
 # buffer addressing): an iCEBreaker build of the iyoshi Elman top (2945 LUT4, 573 FF) minus
 # the same core synthesized alone (2018 LUT4, 52 FF).
 RECURRENT_TOP_OVERHEAD = {"lut": 900, "ff": 520}
+# ... and per stream beyond the first (its prompt and output pointers, the feed's stream):
+# the iCEBreaker K=4 argmax top had 1459 FF and 3395 LUT4 where the core tally and the
+# one-stream overhead said 1074 and 3372.
+RECURRENT_STREAM_OVERHEAD = {"lut": 40, "ff": 100}
 # Default clock per family and output stage, below the fmax measured by bench/recurrent.py
 # (reports/bench/recurrent.md): the core's loop (state -> hidden -> readout -> argmax or
 # sampler -> state) is one combinational path, so it sets fmax. 8.4375 MHz is the lowest
 # clock the iCE40 PLL makes from 12 MHz; 4 MHz comes from a clock divider (12 MHz / 3).
 RECURRENT_HZ = {("ice40", "argmax"): 8.4375e6, ("ice40", "sampled"): 4e6,
                 ("ecp5", "argmax"): 25e6, ("ecp5", "sampled"): 12.5e6}
+# Streams of the C-slow core per family and output stage (the loop cut by K - 1 registers:
+# about K times the clock, one character per clock with all streams generating), and the
+# default clock of those builds, below the fmax that bench/recurrent.py --streams measured for
+# the iyoshi Elman top (reports/bench/recurrent.md): argmax K=4 28.3 MHz on the iCEBreaker,
+# 67.1 MHz on the ULX3S; sampled K=4 41.4 MHz on the ULX3S, K=3 7.9 MHz on the iCEBreaker
+# (K=4 sampled needs more than its 5280 logic cells). A K not measured gets the one-stream
+# clock, which a cut loop makes with room to spare.
+RECURRENT_STREAMS = {("ice40", "argmax"): 4, ("ice40", "sampled"): 3,
+                     ("ecp5", "argmax"): 4, ("ecp5", "sampled"): 4}
+RECURRENT_STREAMS_HZ = {("ice40", "argmax", 4): 24e6, ("ice40", "sampled", 3): 6e6,
+                        ("ecp5", "argmax", 4): 60e6, ("ecp5", "sampled", 4): 37.5e6}
 
 
 def _log(msg):
@@ -88,7 +105,14 @@ class RecurrentDeviceCore(wiring.Component):
     max_prompt : int
         Longest prompt accepted, in characters (sets the frame buffer).
     max_chars : int
-        Most characters generated per request (sets the character buffer).
+        Most characters generated per request (per stream; sets the character buffer).
+    streams : int
+        ``K``, the streams of the :class:`~clockprop.hw.recurrent.RecurrentCore` (C-slow).
+        With ``K > 1`` a ``GENERATE`` request carries 1 to ``K`` prompts
+        (:class:`~clockprop.core.protocol.GenerateStreamsRequest`: each its length and its
+        ids, ``max_prompt`` bytes in all), and ``TEXT`` holds the ``n`` characters of every
+        stream, one stream after the other; more prompts than streams, an empty prompt or
+        a length past the end are ``LENGTH``, the one-prompt format ``MODE``.
 
     Members
     -------
@@ -107,6 +131,13 @@ class RecurrentDeviceCore(wiring.Component):
     move ``12 + P`` and ``14 + (UTF-8 bytes)`` bytes at 10 bits each. Buffers:
     ``max(max_prompt, max_chars)`` character ids (block RAM), the frame buffer of
     ``6 + max_prompt`` bytes and the ``V`` x 32-bit UTF-8 ROM.
+
+    With ``K > 1`` streams every stream takes a prompt character or makes one every ``K``
+    clocks, on its turn: the prompts go in interleaved (``K`` prompts of ``P`` characters in
+    ``K * P`` clocks), a stream's first character comes ``K`` clocks after its last prompt
+    character, and with ``K`` prompts of one length the core makes one character per clock,
+    ``gen_cycles == K * n`` for ``K * n`` characters. The character buffer holds the prompts
+    (``max_prompt`` ids), then ``max_chars`` ids per stream.
     """
 
     rx: In(1, init=1)
@@ -115,7 +146,7 @@ class RecurrentDeviceCore(wiring.Component):
     activity: Out(1)
 
     def __init__(self, model, vocab, *, divisor, shift=None, seed=0xACE1,
-                 max_prompt=MAX_PROMPT, max_chars=MAX_CHARS):
+                 max_prompt=MAX_PROMPT, max_chars=MAX_CHARS, streams=1):
         try:
             if len(vocab) != model.n_vocab:
                 raise ClockpropError(f"the vocabulary has {len(vocab)} characters, the model "
@@ -123,12 +154,14 @@ class RecurrentDeviceCore(wiring.Component):
             if not isinstance(max_prompt, int) or not 1 <= max_prompt <= 0xFFFF - 6:
                 raise ClockpropError(f"max_prompt must be in [1, {0xFFFF - 6}], got "
                                      f"{max_prompt!r}")
-            limit = (0xFFFF - TextReply.HEADER) // 4
+            limit = (0xFFFF - TextReply.HEADER) // 4 // max(1, streams)
             if not isinstance(max_chars, int) or not 1 <= max_chars <= limit:
-                raise ClockpropError(f"max_chars must be in [1, {limit}] (one TEXT frame), "
-                                     f"got {max_chars!r}")
+                raise ClockpropError(f"max_chars must be in [1, {limit}] (one TEXT frame"
+                                     f"{' for all streams' if streams != 1 else ''}), got "
+                                     f"{max_chars!r}")
             self.recurrent = RecurrentCore(model, shift=shift, seed=seed,
-                                           count_bits=max_chars.bit_length())
+                                           count_bits=max_chars.bit_length(),
+                                           streams=streams)
         except ClockpropError:
             self._MustUse__silence = True      # never elaborated: no "unused" warning
             raise
@@ -139,7 +172,11 @@ class RecurrentDeviceCore(wiring.Component):
         self.seed = seed
         self.max_prompt = max_prompt
         self.max_chars = max_chars
-        self.depth = max(max_prompt, max_chars)
+        # One stream: the characters overwrite the prompt. Several: a stream generates while
+        # another primes, so the prompts come first, then max_chars per stream.
+        self.depth = (max(max_prompt, max_chars) if streams == 1 else
+                      max_prompt + streams * max_chars)
+        self.streams = streams
         self.latency = self.recurrent.latency
         super().__init__()
 
@@ -155,7 +192,10 @@ class RecurrentDeviceCore(wiring.Component):
         self._feed(m, r)
         with m.FSM():
             self._request_states(m, r)
-            self._generate_states(m, r)
+            if self.streams > 1:
+                self._run_state(m, r)
+            else:
+                self._generate_states(m, r)
             self._send_states(m, r)
         return m
 
@@ -207,6 +247,9 @@ class RecurrentDeviceCore(wiring.Component):
         r.is_text = Signal(name="is_text")
         m.d.comb += r.is_text.eq(r.out_type == FrameType.TEXT)
 
+        if self.streams > 1:
+            self._stream_registers(m, r)
+
         with m.If(r.frame_rx.crc_error | r.frame_rx.timeout_error):
             m.d.sync += r.pending.eq(ErrorCode.CRC)
         with m.If(r.frame_rx.length_error):
@@ -230,6 +273,24 @@ class RecurrentDeviceCore(wiring.Component):
             core.i.payload.last.eq(feed_last), core.i.payload.count.eq(r.n),
             core.o.ready.eq(1),
         ]
+        if self.streams > 1:
+            # The character read for a stream goes with it to the core, 2 clocks later.
+            K = self.streams
+            feed_stream = Signal(range(K), name="feed_stream")
+            m.d.sync += feed_stream.eq(r.rd_stream)
+            m.d.comb += core.i.payload.stream.eq(feed_stream)
+            # The stream whose turn comes 2 clocks from now, and its prompt pointers.
+            r.ahead = Signal(range(K), name="ahead")
+            with m.Switch(core.turn):
+                for t in range(K):
+                    with m.Case(t):
+                        m.d.comb += r.ahead.eq((t + 2) % K)
+            r.rp_ahead = Signal.like(r.rp[0], name="rp_ahead")
+            r.last_ahead = Signal.like(r.last[0], name="last_ahead")
+            with m.Switch(r.ahead):
+                for s in range(K):
+                    with m.Case(s):
+                        m.d.comb += [r.rp_ahead.eq(r.rp[s]), r.last_ahead.eq(r.last[s])]
 
         # What the gateware measures: clocks from the first prompt character taken by the
         # core to the last, and from the first generated character to the last (inclusive).
@@ -237,7 +298,10 @@ class RecurrentDeviceCore(wiring.Component):
         with m.If(taken_in | r.in_prompt):
             m.d.sync += r.prime_cycles.eq(r.prime_cycles + 1)
         with m.If(taken_in):
-            m.d.sync += r.in_prompt.eq(~core.i.payload.last)
+            if self.streams > 1:        # the last prompt character of every stream
+                m.d.sync += [r.in_prompt.eq(r.fed != r.plen_last), r.fed.eq(r.fed + 1)]
+            else:
+                m.d.sync += r.in_prompt.eq(~core.i.payload.last)
         with m.If(core.o.valid | r.in_gen):
             m.d.sync += r.gen_cycles.eq(r.gen_cycles + 1)
         # The byte count of the text, one clock behind the character (the ROM read).
@@ -251,9 +315,10 @@ class RecurrentDeviceCore(wiring.Component):
                          Mux(r.is_text, r.nbytes + TextReply.HEADER, r.out_len)),
                      r.frame_tx.i.payload.eq(r.out[:8])]
 
-    @staticmethod
-    def _answer(m, r, type_, length, payload):
+    def _answer(self, m, r, type_, length, payload):
         m.d.sync += [r.out_type.eq(type_), r.out_len.eq(length), r.out.eq(payload)]
+        if self.streams > 1:
+            m.d.sync += r.out_last.eq(length - 1)
         m.next = "SEND_HEADER"
 
     def _fail(self, m, r, code):
@@ -263,10 +328,12 @@ class RecurrentDeviceCore(wiring.Component):
         """IDLE, DRAIN, PARAMS, PROMPT and CHECK: the request taken and checked."""
         H, V = GenerateRequest.HEADER, self.model.n_vocab
         frame_rx, byte = r.frame_rx, r.byte
+        flag = GenerateStreamsRequest.STREAMS_FLAG if self.streams > 1 else 0
         if self.shift is None:
-            mode_ok = r.p_mode == 0
+            mode_ok = r.p_mode == flag
         else:
-            mode_ok = (r.p_mode == 1) & (r.p_shift == self.shift) & (r.p_seed == self.seed)
+            mode_ok = ((r.p_mode == (flag | 1)) & (r.p_shift == self.shift) &
+                       (r.p_seed == self.seed))
 
         with m.State("IDLE"):
             m.d.comb += frame_rx.header.ready.eq(1)
@@ -274,6 +341,9 @@ class RecurrentDeviceCore(wiring.Component):
                 h = frame_rx.header.payload
                 m.d.sync += [r.hdr_len.eq(h.length), r.count.eq(0), r.ptr.eq(0),
                              r.bad_token.eq(0)]
+                if self.streams > 1:
+                    m.d.sync += [r.prompts.eq(0), r.prompt_left.eq(0), r.bad_length.eq(0),
+                                 r.hdr_last.eq(h.length - 1)]
                 with m.If((h.type == FrameType.GENERATE) & (h.length > H)):
                     m.next = "PARAMS"
                 with m.Elif(h.type == FrameType.PING):
@@ -283,6 +353,8 @@ class RecurrentDeviceCore(wiring.Component):
                                ErrorCode.UNKNOWN_TYPE)
                     m.d.sync += [r.out.eq(code), r.out_type.eq(FrameType.ERROR),
                                  r.out_len.eq(1)]
+                    if self.streams > 1:
+                        m.d.sync += r.out_last.eq(0)
                     with m.If(h.length == 0):
                         m.next = "SEND_HEADER"
                     with m.Else():
@@ -295,7 +367,7 @@ class RecurrentDeviceCore(wiring.Component):
             m.d.comb += frame_rx.o.ready.eq(1)
             with m.If(frame_rx.o.valid):
                 m.d.sync += r.count.eq(r.count + 1)
-                with m.If(r.count == r.hdr_len - 1):
+                with m.If(r.count == (r.hdr_len - 1 if self.streams == 1 else r.hdr_last)):
                     m.next = "SEND_HEADER"
 
         with m.State("PARAMS"):
@@ -304,6 +376,10 @@ class RecurrentDeviceCore(wiring.Component):
                 m.d.sync += [r.params.eq(Cat(r.params[8:], byte)), r.count.eq(r.count + 1)]
                 with m.If(r.count == H - 1):
                     m.next = "PROMPT"
+
+        if self.streams > 1:
+            self._prompts_states(m, r, mode_ok)
+            return
 
         with m.State("PROMPT"):
             m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1),
@@ -364,7 +440,8 @@ class RecurrentDeviceCore(wiring.Component):
         with m.State("SEND_HEADER"):
             m.d.comb += frame_tx.header.valid.eq(1)
             with m.If(frame_tx.header.ready):
-                m.d.sync += [r.count.eq(0), r.ptr.eq(0)]
+                m.d.sync += [r.count.eq(0), r.ptr.eq(0 if self.streams == 1 else
+                                                      self.max_prompt)]
                 with m.If(r.out_len == 0):
                     m.next = "IDLE"
                 with m.Elif(r.out_type == FrameType.PONG):
@@ -376,7 +453,7 @@ class RecurrentDeviceCore(wiring.Component):
             m.d.comb += frame_tx.i.valid.eq(1)
             with m.If(frame_tx.i.ready):
                 m.d.sync += [r.out.eq(r.out >> 8), r.count.eq(r.count + 1)]
-                with m.If(r.count == r.out_len - 1):
+                with m.If(r.count == (r.out_len - 1 if self.streams == 1 else r.out_last)):
                     m.next = "IDLE"
                     with m.If(r.is_text & (r.n != 0)):
                         m.next = "TEXT_ADDR"
@@ -389,7 +466,7 @@ class RecurrentDeviceCore(wiring.Component):
             ]
             with m.If(frame_rx.o.valid & frame_tx.i.ready):
                 m.d.sync += r.count.eq(r.count + 1)
-                with m.If(r.count == r.out_len - 1):
+                with m.If(r.count == (r.out_len - 1 if self.streams == 1 else r.out_last)):
                     m.next = "IDLE"
 
         with m.State("TEXT_ADDR"):
@@ -410,8 +487,122 @@ class RecurrentDeviceCore(wiring.Component):
                 with m.If(r.left == 1):
                     m.d.sync += r.ptr.eq(r.ptr + 1)
                     m.next = "TEXT_ADDR"
-                    with m.If(r.ptr == r.n - 1):
+                    with m.If(r.ptr == (r.n - 1 if self.streams == 1 else r.text_last)):
                         m.next = "IDLE"
+
+
+    # -- several streams: prompts in, one per stream; the streams generate together -----
+
+    def _stream_registers(self, m, r):
+        K, depth = self.streams, self.depth
+        total_w = range(K * self.max_chars + 1)
+        r.prompt_left = Signal(8, name="prompt_left")      # ids left of the prompt being read
+        r.prompts = Signal(range(K + 1), name="prompts")    # prompts in the request
+        r.bad_length = Signal(name="bad_length")
+        r.first = [Signal(range(depth + 1), name=f"first{s}") for s in range(K)]
+        r.last = [Signal(range(depth + 1), name=f"last{s}") for s in range(K)]
+        r.rp = [Signal(range(depth + 1), name=f"rp{s}") for s in range(K)]    # next prompt id
+        r.wp = [Signal(range(depth + 1), name=f"wp{s}") for s in range(K)]    # next output
+        r.active = Signal(K, name="active")                 # streams still priming
+        # Comparisons with registers set before they are needed (no subtraction between a
+        # counter and the state machine): the last byte of the request, the last prompt
+        # id, the last character of all streams.
+        r.hdr_last = Signal(16, name="hdr_last")
+        r.out_last = Signal(range(-1, 1 << 16), name="out_last")
+        r.plen_last = Signal(range(-1, depth + 1), name="plen_last")
+        r.total_last = Signal(range(-1, K * self.max_chars + 1), name="total_last")
+        r.made = Signal(total_w, name="made")
+        r.fed = Signal(range(depth + 1), name="fed")        # prompt ids taken by the core
+        r.text_last = Signal(range(depth + 1), name="text_last")
+        r.rd_stream = Signal(range(K), name="rd_stream")
+
+    def _prompts_states(self, m, r, mode_ok):
+        """PROMPT and CHECK of a request to several streams: each prompt as its length and
+        its ids, stored one after the other; the stream pointers set."""
+        K, V = self.streams, self.model.n_vocab
+        frame_rx, byte = r.frame_rx, r.byte
+        with m.State("PROMPT"):
+            m.d.comb += [frame_rx.o.ready.eq(1), self.activity.eq(1)]
+            with m.If(frame_rx.o.valid):
+                m.d.sync += r.count.eq(r.count + 1)
+                with m.If(r.prompt_left == 0):              # a length: the next prompt
+                    with m.If((byte == 0) | (r.prompts == K)):
+                        m.d.sync += r.bad_length.eq(1)
+                    with m.Else():
+                        m.d.sync += [r.prompt_left.eq(byte), r.prompts.eq(r.prompts + 1)]
+                        for s in range(K):
+                            with m.If(r.prompts == s):
+                                m.d.sync += [r.first[s].eq(r.ptr),
+                                             r.last[s].eq(r.ptr + byte - 1)]
+                with m.Else():
+                    m.d.comb += r.wr.en.eq(1)
+                    m.d.sync += [r.ptr.eq(r.ptr + 1), r.prompt_left.eq(r.prompt_left - 1)]
+                    with m.If(byte >= V):
+                        m.d.sync += r.bad_token.eq(1)
+                with m.If(r.count == r.hdr_last):
+                    m.next = "CHECK"
+
+        with m.State("CHECK"):
+            m.d.comb += self.activity.eq(1)
+            with m.If(~mode_ok):
+                self._fail(m, r, ErrorCode.MODE)
+            with m.Elif(r.p_n > self.max_chars):
+                self._fail(m, r, ErrorCode.TOO_LONG)
+            with m.Elif(r.bad_length | (r.prompt_left != 0)):
+                self._fail(m, r, ErrorCode.LENGTH)
+            with m.Elif(r.bad_token):
+                self._fail(m, r, ErrorCode.BAD_TOKEN)
+            with m.Else():
+                m.d.sync += [r.plen_last.eq(r.ptr - 1), r.n.eq(r.p_n), r.nbytes.eq(0),
+                             r.made.eq(0), r.fed.eq(0), r.prime_cycles.eq(0),
+                             r.gen_cycles.eq(0)]
+                for s in range(K):
+                    m.d.sync += [r.rp[s].eq(r.first[s]), r.active[s].eq(r.prompts > s),
+                                 r.wp[s].eq(self.max_prompt + s * r.p_n)]
+                    with m.If(r.prompts == s + 1):
+                        m.d.sync += [r.total_last.eq((s + 1) * r.p_n - 1),
+                                     r.text_last.eq(self.max_prompt + (s + 1) * r.p_n - 1)]
+                m.next = "RUN"
+
+    def _run_state(self, m, r):
+        """RUN: every clock, the next prompt id of the stream whose turn comes in 2 clocks
+        (the buffer read, the feed register) while it primes; every generated character
+        into its stream's part of the buffer. Then TALLY."""
+        K, core, rd, wr = self.streams, r.core, r.rd, r.wr
+        ahead, rp, last = r.ahead, r.rp_ahead, r.last_ahead
+        with m.State("RUN"):
+            m.d.comb += [self.activity.eq(1), rd.addr.eq(rp)]
+            with m.If(r.active.bit_select(ahead, 1)):
+                m.d.sync += [r.rd_valid.eq(1), r.rd_last.eq(rp == last),
+                             r.rd_stream.eq(ahead)]
+                for s in range(K):
+                    with m.If(ahead == s):
+                        m.d.sync += r.rp[s].eq(rp + 1)
+                        with m.If(rp == last):
+                            m.d.sync += r.active[s].eq(0)
+
+            out = core.o.payload
+            m.d.comb += [r.rom.addr.eq(out.char), wr.data.eq(out.char),
+                         wr.en.eq(core.o.valid)]
+            for s in range(K):
+                with m.If(out.stream == s):
+                    m.d.comb += wr.addr.eq(r.wp[s])
+                    with m.If(core.o.valid):
+                        m.d.sync += r.wp[s].eq(r.wp[s] + 1)
+            with m.If(core.o.valid):
+                done = r.made == r.total_last
+                m.d.sync += [r.made.eq(r.made + 1), r.tally.eq(1), r.in_gen.eq(~done),
+                             self.last_char.eq(out.char)]
+                with m.If(done):
+                    m.next = "TALLY"
+            with m.If((r.n == 0) & (r.active == 0) & ~r.rd_valid & ~r.feed_valid &
+                      (core.busy == 0)):
+                m.next = "TALLY"
+
+        with m.State("TALLY"):                  # the last character's byte count
+            m.d.comb += self.activity.eq(1)
+            self._answer(m, r, FrameType.TEXT, TextReply.HEADER,
+                         Cat(r.prime_cycles, Const(0, 8), r.gen_cycles, Const(0, 8)))
 
 
 class RecurrentBoardTop(BoardShell):
@@ -434,7 +625,7 @@ class RecurrentBoardTop(BoardShell):
     leds = "last_char"
 
     def __init__(self, board, model, vocab, *, freq, baud=115200, shift=None, seed=0xACE1,
-                 max_prompt=MAX_PROMPT, max_chars=MAX_CHARS):
+                 max_prompt=MAX_PROMPT, max_chars=MAX_CHARS, streams=1):
         super().__init__(board, freq=freq, baud=baud)
         self.model = model
         self.vocab = vocab
@@ -442,6 +633,7 @@ class RecurrentBoardTop(BoardShell):
         self.seed = seed
         self.max_prompt = max_prompt
         self.max_chars = max_chars
+        self.streams = streams
 
     def clock_domain(self, m, platform):
         return (divided_clock_domain(m, self.board, platform, self.requested_freq) or
@@ -450,7 +642,7 @@ class RecurrentBoardTop(BoardShell):
     def make_core(self, divisor):
         return RecurrentDeviceCore(self.model, self.vocab, divisor=divisor, shift=self.shift,
                                    seed=self.seed, max_prompt=self.max_prompt,
-                                   max_chars=self.max_chars)
+                                   max_chars=self.max_chars, streams=self.streams)
 
 
 def divided_clock_domain(m, board, platform, f_out):
@@ -494,33 +686,40 @@ def divided_clock_domain(m, board, platform, f_out):
 
 # -- fit and build -----------------------------------------------------------------------------
 
-def recurrent_freq(board, shift=None):
-    """The default clock of the recurrent top on ``board`` (Hz), argmax or sampled."""
-    return min(board.target_hz,
-               RECURRENT_HZ[board.family, "argmax" if shift is None else "sampled"])
+def recurrent_freq(board, shift=None, streams=1):
+    """The default clock of the recurrent top on ``board`` (Hz), argmax or sampled, with
+    ``streams`` streams: a measured one (:data:`RECURRENT_STREAMS_HZ`), else the one-stream
+    clock (which a cut loop makes with room to spare)."""
+    mode = "argmax" if shift is None else "sampled"
+    return min(board.target_hz, RECURRENT_STREAMS_HZ.get((board.family, mode, streams),
+                                                         RECURRENT_HZ[board.family, mode]))
 
 
 def estimate_recurrent(model, capacity, *, shift=None, max_prompt=MAX_PROMPT,
-                       max_chars=MAX_CHARS):
+                       max_chars=MAX_CHARS, streams=1):
     """LUT4/FF/EBR that the recurrent top for ``model`` needs on a device (an estimate).
 
     LUT4/FF: the core's own tally (``RecurrentCore.estimate``) plus
-    :data:`RECURRENT_TOP_OVERHEAD`; block RAM: the frame buffer, the character buffer and
-    the UTF-8 ROM.
+    :data:`RECURRENT_TOP_OVERHEAD` (and :data:`RECURRENT_STREAM_OVERHEAD` per stream beyond
+    the first); block RAM: the frame buffer, the character buffer and the UTF-8 ROM.
     """
     from .fit import ebr_blocks
     check_core(model, max_vocab=MAX_VOCAB)
-    cost = RecurrentCore(model, shift=shift, count_bits=max_chars.bit_length()).estimate()
+    cost = RecurrentCore(model, shift=shift, count_bits=max_chars.bit_length(),
+                         streams=streams).estimate()
     id_bits = max(1, ceil_log2(model.n_vocab))
+    depth = (max(max_prompt, max_chars) if streams == 1 else
+             max_prompt + streams * max_chars)
     ebr = (ebr_blocks(GenerateRequest.HEADER + max_prompt, 8, capacity) +
-           ebr_blocks(max(max_prompt, max_chars), id_bits, capacity) +
+           ebr_blocks(depth, id_bits, capacity) +
            ebr_blocks(model.n_vocab, 32, capacity))
-    return {"lut": cost.lut + RECURRENT_TOP_OVERHEAD["lut"],
-            "ff": cost.ff + RECURRENT_TOP_OVERHEAD["ff"], "ebr": ebr, "dsp": 0}
+    extra = {k: (streams - 1) * v for k, v in RECURRENT_STREAM_OVERHEAD.items()}
+    return {"lut": cost.lut + RECURRENT_TOP_OVERHEAD["lut"] + extra["lut"],
+            "ff": cost.ff + RECURRENT_TOP_OVERHEAD["ff"] + extra["ff"], "ebr": ebr, "dsp": 0}
 
 
 def check_recurrent_fit(model, board, *, shift=None, max_prompt=MAX_PROMPT,
-                        max_chars=MAX_CHARS):
+                        max_chars=MAX_CHARS, streams=1):
     """Raise :class:`ClockpropError` (needed vs available) unless the top fits ``board``.
 
     Returns ``(need, available)``.
@@ -529,38 +728,52 @@ def check_recurrent_fit(model, board, *, shift=None, max_prompt=MAX_PROMPT,
     where = f" on {board.name} ({cap.device})"
     check_core(model, max_vocab=MAX_VOCAB, where=where)
     need = estimate_recurrent(model, cap, shift=shift, max_prompt=max_prompt,
-                              max_chars=max_chars)
+                              max_chars=max_chars, streams=streams)
     avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr, "dsp": cap.dsp}
     names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs"}
     short = [f"{need[k]} {label} needed, {avail[k]} available" for k, label in names.items()
              if need[k] > avail[k]]
+    # An iCE40 logic cell is one LUT4 and one flip-flop. The registers that carry a stream
+    # round the loop of a C-slow core are shift registers, a cell each: the sampled top with
+    # 4 streams (4068 LUT4 + 1227 FF estimated) needed 5437 of the UP5K's 5280 cells.
+    if board.family == "ice40" and streams > 1 and need["lut"] + need["ff"] > cap.lut:
+        short.append(f"{need['lut'] + need['ff']} logic cells (LUT4 + flip-flops) needed, "
+                     f"{cap.lut} available")
     if short:
+        what = f" and {streams} streams" if streams > 1 else ""
         raise ClockpropError(
-            f"the recurrent top for {model.n_vocab} characters and {model.n_hidden} channels "
-            f"does not fit {board.name} ({cap.device}): {'; '.join(short)}; use a smaller "
-            f"vocabulary (a text with fewer distinct characters), fewer hidden channels, or "
-            f"a bigger board")
+            f"the recurrent top for {model.n_vocab} characters and {model.n_hidden} channels"
+            f"{what} does not fit {board.name} ({cap.device}): {'; '.join(short)}; use a "
+            f"smaller vocabulary (a text with fewer distinct characters), fewer hidden "
+            f"channels{', fewer streams' if streams > 1 else ''}, or a bigger board")
     return need, avail
 
 
 def build_recurrent(model, vocab, board_name, *, shift=None, seed=0xACE1, freq=None,
-                    baud=115200, out_dir=None, timeout=None, pnr_seed=1, name=None):
+                    baud=115200, out_dir=None, timeout=None, pnr_seed=1, name=None,
+                    streams=None):
     """Build a bitstream of the recurrent top of ``model`` for ``board_name``; return the
     report dict (also written as ``report.json`` and ``report.md`` in ``out_dir``, default
-    ``build/<name>/<board>/``)."""
+    ``build/<name>/<board>/``). ``streams``: of the core (default
+    :data:`RECURRENT_STREAMS` of the board's family and output stage); the fit is checked
+    first."""
     from .build import check_toolchain, run_toolchain
     from .registry import get_board
 
     board = get_board(board_name)
     check_toolchain(board.family)
-    freq = float(freq or recurrent_freq(board, shift))
+    streams = streams or RECURRENT_STREAMS[board.family,
+                                           "argmax" if shift is None else "sampled"]
+    freq = float(freq or recurrent_freq(board, shift, streams))
     name = name or "recurrent"
     out_dir = Path(out_dir or Path("build") / name / board.name)
-    need, avail = check_recurrent_fit(model, board, shift=shift)
+    need, avail = check_recurrent_fit(model, board, shift=shift, streams=streams)
     mode = "argmax" if shift is None else f"sampled (shift {shift}, seed {seed:#06x})"
-    _log(f"bitstream: {name} ({mode}) on {board.name}: estimate {need['lut']} LUT4 / "
-         f"{avail['lut']}, {need['ff']} FF, {need['ebr']} EBR / {avail['ebr']}")
-    top = RecurrentBoardTop(board, model, vocab, freq=freq, baud=baud, shift=shift, seed=seed)
+    _log(f"bitstream: {name} ({mode}, {streams} stream{'s' * (streams > 1)}) on "
+         f"{board.name}: estimate {need['lut']} LUT4 / {avail['lut']}, {need['ff']} FF, "
+         f"{need['ebr']} EBR / {avail['ebr']}")
+    top = RecurrentBoardTop(board, model, vocab, freq=freq, baud=baud, shift=shift, seed=seed,
+                            streams=streams)
     run = run_toolchain(top, board, out_dir, freq=freq, seed=pnr_seed, timeout=timeout)
     fmax = _sync_fmax(out_dir, top.freq / 1e6) or run["fmax_mhz"]
     report = {
@@ -574,6 +787,7 @@ def build_recurrent(model, vocab, board_name, *, shift=None, seed=0xACE1, freq=N
         "resources": run["resources"], "yosys_cells": run["yosys_cells"],
         "requested_mhz": freq / 1e6, "pll_mhz": top.freq / 1e6, "fmax_mhz": fmax,
         "timing_met": bool(fmax and fmax >= top.freq / 1e6),
+        "streams": streams, "cuts": list(top.core.recurrent.cuts),
         "chars_per_clock": 1,
         "chars_per_s_at_fmax": fmax * 1e6 if fmax else None,
         "chars_per_s_at_clock": top.freq if fmax and fmax >= top.freq / 1e6 else None,
@@ -613,7 +827,10 @@ def format_recurrent_report(r):
     lines = [
         f"# {r['model']} (recurrent) on {r['board']} ({r['device']})", "",
         f"{r['cell']}, {r['n_vocab']} characters, {r['n_hidden']} channels; {mode}; one "
-        f"character per clock.", "",
+        f"character per clock" + (f" with all {r['streams']} streams generating (C-slow, the "
+                                  f"loop cut after {', '.join(r['cuts'])}); each stream one "
+                                  f"character every {r['streams']} clocks."
+                                  if r.get("streams", 1) > 1 else "."), "",
         "| resource | used | available | estimate |", "|---|---|---|---|",
     ]
     for key in ("lut", "ff", "ebr", "dsp"):

@@ -22,9 +22,13 @@ type                      direction  payload
 ``SELFTEST_RESULT`` (0x04) board->host correct (u32), total (u32), cycles (u32)
 ``GENERATE`` (0x10)       host->board mode (u8: 0 argmax, 1 sample), temperature shift (u8),
                                      LFSR seed (u16), characters to generate (u16), then the
-                                     prompt's character ids (u8 each, at least one)
+                                     prompt's character ids (u8 each, at least one); to a
+                                     board of several streams: mode + 0x10, and each prompt
+                                     as its length (u8, 1..255) then its ids
+                                     (:class:`GenerateStreamsRequest`)
 ``TEXT`` (0x11)           board->host cycles the prompt took (u32), cycles the generation
-                                     took (u32), then the generated text in UTF-8
+                                     took (u32), then the generated text in UTF-8 (several
+                                     streams: stream 0's ``n`` characters, then stream 1's ..)
 ``TRAIN`` (0x20)          host->board label (u8), lr (u8), input activations bit-packed unsigned:
                                      one training step of a training top
 ``INFER`` (0x21)          host->board input activations, bit-packed unsigned: forward pass only
@@ -60,7 +64,7 @@ __all__ = [
     "SYNC", "HEADER_SIZE", "OVERHEAD", "MAX_PAYLOAD", "FrameType", "ErrorCode", "Frame",
     "FrameError", "crc16", "encode_frame", "FrameDecoder",
     "pack_bits", "unpack_bits", "encode_sample", "decode_sample", "Result", "encode_result",
-    "decode_result", "SelfTestResult", "GenerateRequest", "TextReply",
+    "decode_result", "SelfTestResult", "GenerateRequest", "GenerateStreamsRequest", "TextReply",
     "WEIGHTS_CHUNK", "TrainAck", "encode_train", "encode_train_stored", "decode_weights",
 ]
 
@@ -367,6 +371,51 @@ class GenerateRequest:
         seed = int.from_bytes(payload[2:4], "little")
         return cls(tuple(payload[cls.HEADER:]), int.from_bytes(payload[4:6], "little"),
                    payload[1] if payload[0] else None, seed if payload[0] else 0xACE1)
+
+
+@dataclass(frozen=True)
+class GenerateStreamsRequest:
+    """``GENERATE`` payload to a board of several streams: one prompt per stream, ``n``
+    characters each, one output stage (``shift``, ``seed`` as :class:`GenerateRequest`).
+
+    The header is :class:`GenerateRequest`'s with :data:`STREAMS_FLAG` added to the mode;
+    each prompt follows as its length (u8, 1 to 255) and its character ids.
+    """
+    prompts: tuple              # of tuples of character ids
+    n: int
+    shift: int = None
+    seed: int = 0xACE1
+
+    HEADER = GenerateRequest.HEADER
+    STREAMS_FLAG = 0x10
+
+    def encode(self):
+        if not self.prompts:
+            raise ClockpropError("no prompt; give one per stream (at least one)")
+        if any(not 1 <= len(p) <= 0xFF for p in self.prompts):
+            raise ClockpropError("each prompt of a GENERATE request to several streams has 1 "
+                                 "to 255 characters")
+        head = GenerateRequest(tuple(self.prompts[0]), self.n, self.shift, self.seed).encode()
+        body = b"".join(bytes([len(p)]) + bytes(int(c) for c in p) for p in self.prompts)
+        for p in self.prompts:
+            GenerateRequest(tuple(p), self.n).encode()          # the ids' own check
+        return bytes([head[0] | self.STREAMS_FLAG]) + head[1:self.HEADER] + body
+
+    @classmethod
+    def decode(cls, payload):
+        if len(payload) <= cls.HEADER or payload[0] & ~1 != cls.STREAMS_FLAG:
+            raise ClockpropError(f"malformed GENERATE (streams) payload of {len(payload)} "
+                                 f"bytes")
+        base = GenerateRequest.decode(bytes([payload[0] & 1]) + payload[1:cls.HEADER] + b"\0")
+        prompts, k = [], cls.HEADER
+        while k < len(payload):
+            length = payload[k]
+            if not length or k + 1 + length > len(payload):
+                raise ClockpropError("malformed GENERATE (streams) payload: a prompt's length "
+                                     "does not match the bytes")
+            prompts.append(tuple(payload[k + 1:k + 1 + length]))
+            k += 1 + length
+        return cls(tuple(prompts), base.n, base.shift, base.seed)
 
 
 @dataclass(frozen=True)

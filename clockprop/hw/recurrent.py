@@ -17,8 +17,24 @@ combinational path from the state register back to itself::
   steps of one draw unrolled into XORs, the base-2 softmax weights ``(1 << 15) >> d_i``
   as shifts, a parallel-prefix sum, one ``16 x n`` multiplication and a priority encoder.
 
-Everything here is exactly :func:`clockprop.models.recurrent.generate`, bit for bit.
+With ``streams=K > 1`` the loop is cut by ``K - 1`` pipeline registers (C-slow retiming) and
+``K`` independent sessions (streams) take turns through it, one per clock: each stream
+advances one character every ``K`` clocks, the core as a whole still one character per
+clock, and the longest path between registers is about ``1/K`` of the loop::
+
+    stream s, clock t:      char, state (ring position 0) -> section 0 -> register
+    clock t + 1:            (ring position 1)             -> section 1 -> register
+    ...
+    clock t + K - 1:        (ring position K - 1)  -> section K - 1 -> char, state of s
+
+Every register of the ring holds one stream's step in flight, with that stream's character,
+state, LFSR and counters beside it (:data:`CUT_SITES` names where the loop can be cut).
+
+Everything here is exactly :func:`clockprop.models.recurrent.generate`, bit for bit (with
+``K`` streams: :func:`~clockprop.models.recurrent.generate_streams`).
 """
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Fragment, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -32,18 +48,46 @@ from ..models.recurrent import SAMPLE_PRECISION, IntElman, IntSioConv
 from .arith import AdderTree, Cost, csd_digits
 from .dense import activation
 
-__all__ = ["RecurrentCore", "MAX_VOCAB", "prompt_layout", "lfsr_draw_masks", "check_core"]
+__all__ = ["RecurrentCore", "MAX_VOCAB", "CUT_SITES", "DEFAULT_CUTS", "prompt_layout",
+           "output_layout", "lfsr_draw_masks", "check_core"]
 
 MAX_VOCAB = 256             # character ids are at most 8 bits (one byte on a link)
 
+# Where the loop of a C-slow core (``streams > 1``) can take a register, in the order of the
+# path: the middle of the hidden layer's adder trees (SioConv: after the decay and the input
+# columns), after the activations, the middle of the readout's adder trees, after the logits,
+# and (sampling only) after the sampler's prefix sums, before its multiplication.
+CUT_SITES = ("hidden", "act", "readout", "logit", "sample")
+# The cuts of ``K`` streams, argmax and sampled: the hidden layer and the readout first (the
+# longest parts of the argmax loop), the sampler's multiplication next. Chosen by the path,
+# not by measuring other cut sets; bench/recurrent.py --streams measured these
+# (reports/bench/recurrent.md).
+DEFAULT_CUTS = {
+    "argmax": {1: (), 2: ("act",), 3: ("act", "logit"), 4: ("hidden", "act", "logit"),
+               5: ("hidden", "act", "readout", "logit")},
+    "sampled": {1: (), 2: ("logit",), 3: ("act", "logit"), 4: ("act", "logit", "sample"),
+                5: ("hidden", "act", "logit", "sample"),
+                6: ("hidden", "act", "readout", "logit", "sample")},
+}
 
-def prompt_layout(n_vocab, count_bits):
-    """Payload of the prompt stream: a character, the end-of-prompt flag, the length."""
-    return data.StructLayout({
+
+def prompt_layout(n_vocab, count_bits, streams=1):
+    """Payload of the prompt stream: a character, the end-of-prompt flag, the length (and,
+    with ``streams > 1``, the stream that the character belongs to)."""
+    fields = {
         "char": unsigned(max(1, ceil_log2(n_vocab))),
         "last": unsigned(1),
         "count": unsigned(count_bits),
-    })
+    }
+    if streams > 1:
+        fields["stream"] = unsigned(ceil_log2(streams))
+    return data.StructLayout(fields)
+
+
+def output_layout(n_vocab, streams):
+    """Payload of the generated characters of a core with ``streams > 1``: id and stream."""
+    return data.StructLayout({"char": unsigned(max(1, ceil_log2(n_vocab))),
+                              "stream": unsigned(ceil_log2(streams))})
 
 
 def lfsr_draw_masks(steps=16):
@@ -94,6 +138,12 @@ class RecurrentCore(wiring.Component):
     every session, so each session equals one call of
     ``clockprop.models.recurrent.generate(model, vocab, prompt, count, shift, seed)``.
 
+    With ``streams=K > 1`` the core runs ``K`` such sessions at once, one per *stream*,
+    interleaved through a loop cut by ``K - 1`` registers (C-slow): stream ``s`` has its own
+    state, LFSR (seeded with ``seed[s]``) and counters, and takes its turn every ``K``
+    clocks, when ``turn == s``; each stream equals
+    ``generate_streams(model, vocab, prompts, counts, shift, seeds)[s]``.
+
     Parameters
     ----------
     model : IntElman or IntSioConv
@@ -101,66 +151,120 @@ class RecurrentCore(wiring.Component):
     shift : int or None
         ``None``: the next character is the argmax of the logits (lowest index on ties).
         An integer ``T``: sample with temperature shift ``T`` (``models.recurrent.sample_index``).
-    seed : int
-        LFSR seed in ``[1, 65535]`` (sampling only).
+    seed : int, or a sequence of ``streams`` ints
+        LFSR seed in ``[1, 65535]`` (sampling only); one int seeds every stream alike.
     count_bits : int
         Width of ``count``: at most ``2**count_bits - 1`` characters per session.
     max_vocab : int
         Largest vocabulary accepted (a board may ask for less).
+    streams : int
+        ``K``, the number of interleaved streams (1: the one-clock loop).
+    cuts : tuple of str or None
+        The ``K - 1`` places of :data:`CUT_SITES` that take the loop's registers, in path
+        order (``None``: :data:`DEFAULT_CUTS`; ``"sample"`` only when sampling).
 
     Members
     -------
-    i : ``In(stream.Signature(prompt_layout(V, count_bits)))``
+    i : ``In(stream.Signature(prompt_layout(V, count_bits, K)))``
         Prompt characters ``char`` (ids ``0 .. V-1``); ``last`` marks the final one and
-        ``count`` (read with it) says how many characters to generate (0: none).
-    o : ``Out(stream.Signature(unsigned(ceil_log2(V))))``
-        Generated character ids.
-    busy : ``Out(1)``
-        High from the first prompt character until the session's last character is taken.
+        ``count`` (read with it) says how many characters to generate (0: none). With
+        ``K > 1``, ``stream`` says whose character it is: ``i.ready`` is high only on that
+        stream's turn (``turn == stream``) while the stream is not generating.
+    o : ``Out(stream.Signature(unsigned(ceil_log2(V))))``, with ``K > 1``
+        ``Out(stream.Signature(output_layout(V, K)))``
+        Generated character ids (and, with ``K > 1``, the stream of each: ``turn``).
+    busy : ``Out(K)``
+        Bit ``s`` is high from stream ``s``'s first prompt character until its session's
+        last character is taken.
     predict : ``Out(unsigned(ceil_log2(V)))``
         The choice the core makes from the character now on its input (combinational): for
         a prompt character, the model's prediction of the next character (argmax, or a
         sample with the pending LFSR draw, which only advances when a character is emitted).
-        Reading it at every prompt character scores the gateware on a text.
+        Reading it at every prompt character scores the gateware on a text. With ``K > 1``:
+        the choice of the step that ends this clock, of the character taken ``K - 1``
+        clocks before.
+    turn : ``Out(range(K))``, only with ``K > 1``
+        The stream whose character ``i`` can take, and ``o`` offers, this clock; it counts
+        ``0, 1, .., K - 1, 0, ..`` from reset, one step per clock.
 
     Latency and throughput: one prompt character per clock while ``o`` is idle (``i.ready``
     is low while the core generates); the first generated character is valid the clock after
     the last prompt character is accepted, then one character per clock while ``o.ready``
     is high (backpressure holds the state). The step from the state register back to it is
     combinational (hidden layer, readout and output stage in one clock), so this is also
-    the critical path that sets fmax. ``self.cost`` holds the LUT/FF tally after
-    elaboration (:meth:`estimate`).
+    the critical path that sets fmax. With ``K > 1`` every stream takes one character (prompt
+    or generated) every ``K`` clocks, on its turn: its first generated character comes
+    ``K`` clocks after its last prompt character, and the core emits one character per clock
+    while every stream generates; the loop's longest path is about ``1/K`` as long. A turn
+    whose character is not offered, or not taken (``o.ready`` low), holds that stream's
+    state and lets the others go on. ``self.latency`` and ``self.interval`` are ``K``.
+    ``self.cost`` holds the LUT/FF tally after elaboration (:meth:`estimate`).
     """
 
     def __init__(self, model, *, shift=None, seed=0xACE1, count_bits=16,
-                 max_vocab=MAX_VOCAB):
+                 max_vocab=MAX_VOCAB, streams=1, cuts=None):
+        try:
+            cuts, seeds = self._check(model, shift, seed, count_bits, max_vocab, streams, cuts)
+        except ClockpropError:
+            self._MustUse__silence = True      # never elaborated: no "unused" warning
+            raise
+        self.model = model
+        self.shift = shift
+        self.seed = seed
+        self.seeds = seeds
+        self.count_bits = count_bits
+        self.streams = streams
+        self.cuts = cuts
+        self.n_vocab = model.n_vocab
+        self.id_bits = max(1, ceil_log2(model.n_vocab))
+        self.sio = isinstance(model, IntSioConv)
+        self.logit_width = model.widths()["logit"]
+        self.latency = streams      # last prompt character accepted -> first character out
+        self.interval = streams     # clocks per generated character of one stream
+        self.cost = Cost()
+        self._stage = 0             # ring position of the logic being built (streams > 1)
+        ports = {
+            "i": In(stream.Signature(prompt_layout(model.n_vocab, count_bits, streams))),
+            "o": Out(stream.Signature(unsigned(self.id_bits) if streams == 1 else
+                                      output_layout(model.n_vocab, streams))),
+            "busy": Out(streams),
+            "predict": Out(unsigned(self.id_bits)),
+        }
+        if streams > 1:
+            ports["turn"] = Out(range(streams))
+        super().__init__(ports)
+
+    @staticmethod
+    def _check(model, shift, seed, count_bits, max_vocab, streams, cuts):
+        """The parameters checked; returns ``(cuts, seeds)``."""
         check_core(model, max_vocab=max_vocab)
         if shift is not None and (not isinstance(shift, int) or isinstance(shift, bool)
                                   or not 0 <= shift <= 62):
             raise ClockpropError(f"the temperature shift must be an integer in [0, 62], "
                                  f"got {shift!r}")
-        if not isinstance(seed, int) or not 1 <= seed <= 0xFFFF:
-            raise ClockpropError(f"the LFSR seed must be an integer in [1, 65535], got "
-                                 f"{seed!r} (0 would lock the LFSR)")
+        mode = "argmax" if shift is None else "sampled"
+        limit = max(DEFAULT_CUTS[mode])
+        if not isinstance(streams, int) or isinstance(streams, bool) or \
+                not 1 <= streams <= limit:
+            raise ClockpropError(f"streams must be an integer in [1, {limit}] ({mode}: the "
+                                 f"loop has {limit - 1} places for a register), got "
+                                 f"{streams!r}")
+        seeds = (seed,) * streams if isinstance(seed, int) else tuple(seed)
+        if len(seeds) != streams or not all(isinstance(x, int) and 1 <= x <= 0xFFFF
+                                            for x in seeds):
+            raise ClockpropError(f"the LFSR seed must be an integer in [1, 65535] (or one "
+                                 f"per stream, {streams}), got {seed!r} (0 would lock the "
+                                 f"LFSR)")
         if not isinstance(count_bits, int) or not 1 <= count_bits <= 32:
             raise ClockpropError(f"count_bits must be in [1, 32], got {count_bits!r}")
-        self.model = model
-        self.shift = shift
-        self.seed = seed
-        self.count_bits = count_bits
-        self.n_vocab = model.n_vocab
-        self.id_bits = max(1, ceil_log2(model.n_vocab))
-        self.sio = isinstance(model, IntSioConv)
-        self.logit_width = model.widths()["logit"]
-        self.latency = 1            # last prompt character accepted -> first character out
-        self.interval = 1           # clocks per generated character
-        self.cost = Cost()
-        super().__init__({
-            "i": In(stream.Signature(prompt_layout(model.n_vocab, count_bits))),
-            "o": Out(stream.Signature(unsigned(self.id_bits))),
-            "busy": Out(1),
-            "predict": Out(unsigned(self.id_bits)),
-        })
+        cuts = DEFAULT_CUTS[mode][streams] if cuts is None else tuple(cuts)
+        sites = [c for c in CUT_SITES if c != "sample" or shift is not None]
+        if len(cuts) != streams - 1 or not all(c in sites for c in cuts) or \
+                list(cuts) != sorted(set(cuts), key=sites.index):
+            raise ClockpropError(f"{streams} streams need {streams - 1} of the cuts "
+                                 f"{', '.join(sites)} (distinct, in that order); got "
+                                 f"{cuts!r}")
+        return cuts, seeds
 
     def estimate(self):
         """LUT/FF tally of the elaborated design (see :class:`hw.arith.Cost`)."""
@@ -170,8 +274,11 @@ class RecurrentCore(wiring.Component):
     # -- elaboration ------------------------------------------------------------------------
 
     def elaborate(self, platform):
+        if self.streams > 1:
+            return self._elaborate_ring()
         m = Module()
         self.cost = cost = Cost()
+        self._stage = 0
 
         gen = Signal()                                  # emitting characters
         started = Signal()                              # prompt under way
@@ -230,6 +337,171 @@ class RecurrentCore(wiring.Component):
         cost.lut += self.count_bits + 4
         return m
 
+    # -- the C-slow ring (streams > 1) -------------------------------------------------------
+
+    def _cut(self, m, site, values, name):
+        """``values`` (a list) registered into the next ring position if ``site`` is one of
+        the core's cuts, else ``values`` themselves."""
+        if site not in self.cuts:
+            return values
+        self._stage += 1
+        return self._register(m, values, name)
+
+    def _register(self, m, values, name):
+        """``values`` (a list) registered, without reset (data of a ring position)."""
+        regs = []
+        for k, v in enumerate(values):
+            reg = Signal.like(v, name=f"{name}{k}_r", reset_less=True)
+            m.d.sync += reg.eq(v)
+            self.cost.ff += len(reg)
+            regs.append(reg)
+        return regs
+
+    def _delay(self, m, value, stages, name):
+        """``value`` delayed by ``stages`` ring registers."""
+        for k in range(stages):
+            reg = Signal.like(value, name=f"{name}_d{k}", reset_less=True)
+            m.d.sync += reg.eq(value)
+            self.cost.ff += len(reg)
+            value = reg
+        return value
+
+    def _elaborate_ring(self):
+        """``K`` streams through a loop of ``K`` registers: ring position 0 holds the stream
+        whose turn it is (``turn``), and every clock each position moves on by one. The
+        character, state, LFSR and counters of the stream at position ``p`` ride along; the
+        counters are updated as a step leaves position 0, the character, state and LFSR as
+        it leaves position ``K - 1`` (the step's result) for position 0 again."""
+        m = Module()
+        self.cost = cost = Cost()
+        K, sampled = self.streams, self.shift is not None
+        self._stage = 0
+
+        turn = Signal(range(K), name="turn")
+        m.d.sync += turn.eq(Mux(turn == K - 1, 0, turn + 1))
+        m.d.comb += self.turn.eq(turn)
+
+        # The stream context at every ring position p (the stream turn - p mod K).
+        def context(p):
+            return SimpleNamespace(
+                gen=Signal(name=f"gen_p{p}"), started=Signal(name=f"started_p{p}"),
+                remaining=Signal(self.count_bits, name=f"remaining_p{p}"),
+                char=Signal(self.id_bits, name=f"char_p{p}"),
+                lfsr=Signal(16, init=self.seeds[-p % K], name=f"lfsr_p{p}") if sampled
+                else None,
+                commit=Signal(name=f"commit_p{p}"), clear=Signal(name=f"clear_p{p}"),
+                take=Signal(name=f"take_p{p}"))
+        ring = [context(p) for p in range(K)]
+        per = 2 + self.count_bits + self.id_bits + 16 * sampled
+        cost.ff += K * per + 3 * (K - 1) + len(turn)
+        head, tail = ring[0], ring[-1]
+
+        # Position 0: this stream's character in (prompt) or out (generated).
+        i, o = self.i, self.o
+        feed = Signal(self.id_bits, name="feed")
+        step = Signal(name="step")
+        mine = Signal(name="mine")
+        m.d.comb += [
+            mine.eq(i.payload.stream == turn),
+            i.ready.eq(~head.gen & mine),
+            o.valid.eq(head.gen),
+            o.payload.char.eq(head.char),
+            o.payload.stream.eq(turn),
+            feed.eq(Mux(head.gen, head.char, i.payload.char)),
+            step.eq(Mux(head.gen, o.ready, i.valid & mine)),
+        ]
+        cost.lut += self.id_bits + 4 + len(turn)
+
+        if self.sio:
+            state, new_state, acts = self._sioconv(m, feed)
+        else:
+            state, new_state, acts = self._elman(m, feed)
+        new_state_stage = self._new_state_stage
+        acts = self._cut(m, "act", acts, "act")
+        logits = self._readout(m, acts)
+        logits = self._cut(m, "logit", logits, "logit")
+        if self.shift is None:
+            pick = self._argmax(m, logits)[1]
+        else:
+            u = self._draw(m, tail.lfsr)
+            pick = self._sample(m, logits, u)
+        assert self._stage == K - 1
+        m.d.comb += self.predict.eq(pick)
+
+        # The counters of the stream leaving position 0, as K = 1 updates them.
+        nxt = ring[1]
+        last, count = i.payload.last, i.payload.count
+        ending = Mux(head.gen, head.remaining == 1, last & (count == 0))
+        m.d.sync += [nxt.gen.eq(head.gen), nxt.started.eq(head.started),
+                     nxt.remaining.eq(head.remaining), nxt.char.eq(head.char),
+                     nxt.commit.eq(step), nxt.clear.eq(step & ending),
+                     nxt.take.eq(step & ~ending & (head.gen | last))]
+        with m.If(step):
+            with m.If(ending):
+                m.d.sync += [nxt.gen.eq(0), nxt.started.eq(0)]
+            with m.Elif(head.gen):
+                m.d.sync += nxt.remaining.eq(head.remaining - 1)
+            with m.Elif(last):
+                m.d.sync += [nxt.gen.eq(1), nxt.remaining.eq(count)]
+            with m.Else():
+                m.d.sync += nxt.started.eq(1)
+        cost.lut += self.count_bits + 6
+        if sampled:
+            m.d.sync += nxt.lfsr.eq(head.lfsr)
+        # Positions 1 .. K - 2 pass everything on.
+        for a, b in zip(ring[1:-1], ring[2:]):
+            m.d.sync += [b.gen.eq(a.gen), b.started.eq(a.started),
+                         b.remaining.eq(a.remaining), b.char.eq(a.char),
+                         b.commit.eq(a.commit), b.clear.eq(a.clear), b.take.eq(a.take)]
+            if sampled:
+                m.d.sync += b.lfsr.eq(a.lfsr)
+        # Position K - 1 -> 0: the step's result, or (no step) the stream as it was.
+        m.d.sync += [head.gen.eq(tail.gen), head.started.eq(tail.started),
+                     head.remaining.eq(tail.remaining),
+                     head.char.eq(Mux(tail.take, pick, tail.char))]
+        cost.lut += self.id_bits
+        if sampled:
+            # The seed of the stream at position K - 1: turn + 1 (mod K).
+            seed = Signal(16, name="tail_seed")
+            with m.Switch(turn):
+                for s in range(K):
+                    with m.Case(s):
+                        m.d.comb += seed.eq(self.seeds[(s + 1) % K])
+            m.d.sync += head.lfsr.eq(Mux(tail.clear, seed, Mux(tail.take, u, tail.lfsr)))
+            cost.lut += 2 * 16
+        if state is not None:
+            # The old state rides along with the step, for a step that does not happen.
+            states = [state]
+            for p in range(1, K):
+                s = Signal.like(state, name=f"state_p{p}")
+                m.d.sync += s.eq(states[-1])
+                states.append(s)
+            cost.ff += (K - 1) * len(state)
+            new_state = self._delay(m, new_state, K - 1 - new_state_stage, "new_state")
+            with m.If(tail.clear):
+                m.d.sync += state.eq(0)
+            with m.Elif(tail.commit):
+                m.d.sync += state.eq(new_state)
+            with m.Else():
+                m.d.sync += state.eq(states[-1])
+            cost.lut += len(state)
+
+        # Stream s is at position (turn - s) mod K.
+        for s in range(K):
+            at = [(turn == (s + p) % K) & (c.gen | c.started) for p, c in enumerate(ring)]
+            m.d.comb += self.busy[s].eq(Cat(*at).any())
+        cost.lut += K
+        return m
+
+    def _tree(self, m, site, n_terms):
+        """An :class:`AdderTree` for sums of up to ``n_terms`` terms, and its register levels:
+        with ``site`` a cut, one register level halfway up the deepest tree."""
+        if site not in self.cuts:
+            return AdderTree(m, None, 0, self.cost), 0
+        self._stage += 1
+        depth = max(n_terms - 1, 0).bit_length()
+        return AdderTree(m, Const(1), max(1, -(-depth // 2)), self.cost), 1
+
     def _const_mux(self, m, sel, consts, name):
         """A signal that is ``consts[sel]``: a ROM of ``len(consts)`` constants, in LUTs."""
         width = signed_width(min(consts), max(consts))
@@ -255,7 +527,10 @@ class RecurrentCore(wiring.Component):
         if model.context:
             state = Signal(data.ArrayLayout(unsigned(fmt.act_bits), H), name="context")
             self.cost.ff += fmt.act_bits * H
-        tree = AdderTree(m, None, 0, self.cost)
+        terms = [1 + (sum(len(csd_digits(w)) for w in w_ctx[j]) if state is not None else 0)
+                 for j in range(H)]
+        tree, levels = self._tree(m, "hidden", max(terms))
+        self._new_state_stage = levels
         acc_width = model.widths()["acc"]
         acts = []
         for j in range(H):
@@ -265,7 +540,7 @@ class RecurrentCore(wiring.Component):
             if state is not None:
                 leaves = [(state[i] << shift, sign) for i in range(H)
                           for shift, sign in csd_digits(w_ctx[j, i])]
-            h = tree.sum(leaves + [(base, +1)], 0, f"h{j}", 0)
+            h = tree.sum(leaves + [(base, +1)], 0, f"h{j}", levels)
             acc = Signal(signed(acc_width), name=f"acc{j}")
             m.d.comb += acc.eq(h)
             acts.append(activation(m, acc, model.frac, fmt, self.cost, f"act{j}"))
@@ -277,6 +552,7 @@ class RecurrentCore(wiring.Component):
         V, H, A, s = model.n_vocab, model.n_hidden, fmt.a_max, model.state_frac
         widths = model.widths()
         sw, sum_w = widths["state"], widths["sum"]
+        cut = "hidden" in self.cuts         # after the decay and the input columns
         state = None
         if model.context:
             state = Signal(data.ArrayLayout(signed(sw), H), name="state")
@@ -295,27 +571,35 @@ class RecurrentCore(wiring.Component):
                 k = int(model.shifts[j])
                 # |C| stays within the state width for any input (IntSioConv.state_bound), so
                 # neither the decay nor the new state needs saturation logic.
+                m.d.comb += decayed.eq(c - (c >> k))
+                if cut:
+                    decayed, zs, zbs = self._register(m, [decayed, zs, zbs], f"hidden{j}_")
                 m.d.comb += [
-                    decayed.eq(c - (c >> k)),
                     c_new.eq(decayed + zs),
                     total.eq(decayed + zbs),
                 ]
                 self.cost.lut += 3 * sw
             else:
+                if cut:
+                    zs, zbs = self._register(m, [zs, zbs], f"hidden{j}_")
                 m.d.comb += [c_new.eq(zs), total.eq(zbs)]
             news.append(c_new)
             acts.append(activation(m, total, model.frac + s, fmt, self.cost, f"act{j}"))
+        self._stage += cut
+        self._new_state_stage = int(cut)
         new_state = Cat(*news) if state is not None else None
         return state, new_state, acts
 
     def _readout(self, m, acts):
         model = self.model
-        tree = AdderTree(m, None, 0, self.cost)
+        terms = [sum(len(csd_digits(w)) for w in model.w_out[k]) + int(model.b_out[k] != 0)
+                 for k in range(model.n_vocab)]
+        tree, levels = self._tree(m, "readout", max(terms))
         logits = []
         for k in range(model.n_vocab):
             leaves = [(acts[j] << shift, sign) for j in range(model.n_hidden)
                       for shift, sign in csd_digits(model.w_out[k, j])]
-            value = tree.sum(leaves, int(model.b_out[k]), f"logit{k}", 0)
+            value = tree.sum(leaves, int(model.b_out[k]), f"logit{k}", levels)
             logit = Signal(signed(self.logit_width), name=f"logit{k}")
             m.d.comb += logit.eq(value)
             logits.append(logit)
@@ -378,6 +662,7 @@ class RecurrentCore(wiring.Component):
                     nxt[i] = total
             cum = nxt
             span *= 2
+        cum = self._cut(m, "sample", cum, "cum")
         product = Signal(unsigned(16 + cum_w), name="u_times_s")
         r = Signal(unsigned(cum_w), name="r")
         m.d.comb += [product.eq(u * cum[-1]), r.eq(product >> 16)]

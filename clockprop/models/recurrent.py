@@ -70,7 +70,7 @@ __all__ = [
     "CELLS", "RecurrentConfig", "ElmanNet", "SioConvNet", "IntElman", "IntSioConv",
     "TrainResult", "train_recurrent", "quantize_recurrent", "bits_per_char", "accuracy",
     "SAMPLE_PRECISION", "sample_index", "temperature_shift",
-    "generate", "prompt_ids", "class_tags", "decay_shifts_per_channel",
+    "generate", "generate_streams", "prompt_ids", "class_tags", "decay_shifts_per_channel",
 ]
 
 CELLS = ("elman", "reservoir", "sioconv")
@@ -613,3 +613,19 @@ def generate(model, vocab, prompt, n, shift=None, seed=0xACE1):
         out.append(i)
         state, logits = model.step(state, np.array([i]))
     return vocab.decode(out)
+
+
+def generate_streams(model, vocab, prompts, ns, shift=None, seeds=0xACE1):
+    """:func:`generate` for ``K`` independent streams: stream ``s`` continues ``prompts[s]``
+    by ``ns[s]`` characters from an LFSR seeded with ``seeds[s]`` (an int seeds them all).
+
+    What a ``hw.recurrent.RecurrentCore(streams=K)`` emits on each stream; returns the
+    ``K`` texts.
+    """
+    prompts, ns = list(prompts), list(ns)
+    seeds = [seeds] * len(prompts) if isinstance(seeds, int) else list(seeds)
+    if not prompts or not len(prompts) == len(ns) == len(seeds):
+        raise ClockpropError(f"one prompt, one length and one seed per stream: got "
+                             f"{len(prompts)} prompts, {len(ns)} lengths, {len(seeds)} seeds")
+    return [generate(model, vocab, p, n, shift=shift, seed=seed)
+            for p, n, seed in zip(prompts, ns, seeds)]

@@ -13,12 +13,12 @@ __all__ = ["simulated_recurrent_board"]
 
 
 def simulated_recurrent_board(model, vocab, *, shift=None, seed=0xACE1, divisor=4,
-                              max_prompt=MAX_PROMPT, max_chars=MAX_CHARS, **kwargs):
+                              max_prompt=MAX_PROMPT, max_chars=MAX_CHARS, streams=1, **kwargs):
     """A :class:`SimTransport` to a fresh :class:`RecurrentDeviceCore` for ``model``.
 
     ``kwargs`` go to :class:`SimTransport` (``baud``, ``idle_chars``, ``corrupt_to_board``,
     ``corrupt_to_host``, ``vcd``).
     """
     core = RecurrentDeviceCore(model, vocab, divisor=divisor, shift=shift, seed=seed,
-                               max_prompt=max_prompt, max_chars=max_chars)
+                               max_prompt=max_prompt, max_chars=max_chars, streams=streams)
     return SimTransport(core, **kwargs)

@@ -354,6 +354,10 @@ def register(sub):
                      help="recurrent model: sample at this softmax temperature")
     sp.add_argument("--lfsr-seed", type=int, default=0xACE1,
                     help="recurrent model: LFSR seed for sampling")
+    sp.add_argument("--streams", type=int, default=None,
+                    help="recurrent model: streams interleaved through the core (C-slow; "
+                         "default: the board family's for argmax or sampling, "
+                         "boards.recurrent_top.RECURRENT_STREAMS)")
     sp.add_argument("--out", help="output folder (default build/<name>/<board>/)")
     sp.add_argument("--timeout", type=float, default=None, help="toolchain time limit, s")
     sp.add_argument("--pnr-seed", type=int, default=None,

@@ -135,9 +135,9 @@ def is_recurrent_file(path):
 
 # What to do about each error a recurrent board top answers a GENERATE request with.
 _BOARD_HINTS = {
-    "MODE": "the bitstream was built for another output stage; use the --shift (or "
-            "--temperature) and --lfsr-seed it was built with (see its report.json), or "
-            "rebuild it with 'clockprop bitstream'",
+    "MODE": "the bitstream was built for another output stage or number of streams; use "
+            "the --shift (or --temperature), --lfsr-seed and --streams it was built with "
+            "(see its report.json), or rebuild it with 'clockprop bitstream'",
     "BAD_TOKEN": "the board runs a model with a smaller vocabulary; program the bitstream "
                  "of this model",
     "TOO_LONG": "ask for fewer characters with -n",
@@ -156,15 +156,18 @@ class BoardGenerator:
         The model the board was built for and its vocabulary.
     max_prompt, max_chars : int
         The board's buffers (:mod:`clockprop.boards.recurrent_top` defaults).
+    streams : int
+        The streams of the board's core: more than one takes :meth:`generate_streams`.
     """
 
-    def __init__(self, link, model, vocab, *, max_prompt=None, max_chars=None):
+    def __init__(self, link, model, vocab, *, max_prompt=None, max_chars=None, streams=1):
         from ..boards.recurrent_top import MAX_CHARS, MAX_PROMPT
         self.link = link
         self.model = model
         self.vocab = vocab
         self.max_prompt = max_prompt or MAX_PROMPT
         self.max_chars = max_chars or MAX_CHARS
+        self.streams = streams
 
     def generate(self, prompt, n, shift=None, seed=0xACE1):
         """Send one ``GENERATE`` request; return the board's :class:`TextReply`.
@@ -172,7 +175,7 @@ class BoardGenerator:
         The prompt and ``n`` are checked here first, so that a bad request fails with a
         message rather than an error code from the board.
         """
-        from ..core.protocol import FrameType, GenerateRequest, TextReply
+        from ..core.protocol import GenerateRequest, TextReply
         from ..core.lfsr import Lfsr16
         from ..models.recurrent import prompt_ids
         ids = prompt_ids(self.model, self.vocab, prompt, n)
@@ -185,17 +188,60 @@ class BoardGenerator:
                                  f"with -n")
         if shift is not None:
             Lfsr16(seed)                                # the seed's own check
+        if self.streams > 1:
+            return self.generate_streams([prompt], n, shift, seed)[1]
         request = GenerateRequest(tuple(int(i) for i in ids), n, shift, seed)
+        return TextReply.decode(self._request(request.encode()))
+
+    def generate_streams(self, prompts, n, shift=None, seed=0xACE1):
+        """One ``GENERATE`` request with one prompt per stream (at most ``streams``), ``n``
+        characters each; returns ``(texts, reply)``: the texts of the streams, in the order
+        of ``prompts``, and the board's :class:`TextReply` (all texts one after the other).
+        """
+        from ..core.protocol import GenerateStreamsRequest, TextReply
+        from ..core.lfsr import Lfsr16
+        from ..models.recurrent import prompt_ids
+        prompts = list(prompts)
+        if not 1 <= len(prompts) <= self.streams:
+            raise ClockpropError(f"{len(prompts)} prompts for a board of {self.streams} "
+                                 f"stream{'s' * (self.streams > 1)}: give 1 to "
+                                 f"{self.streams} prompts (one per stream), or build the "
+                                 f"bitstream with more --streams")
+        if self.streams == 1:
+            reply = self.generate(prompts[0], n, shift, seed)
+            return [reply.text], reply
+        ids = [prompt_ids(self.model, self.vocab, p, n) for p in prompts]
+        size = sum(len(p) + 1 for p in ids)
+        if size > self.max_prompt or max(map(len, ids)) > 0xFF:
+            raise ClockpropError(f"the prompts take {size} bytes (each its characters and a "
+                                 f"length); the board takes at most {self.max_prompt}, 255 "
+                                 f"characters per prompt")
+        if n > self.max_chars:
+            raise ClockpropError(f"the board generates at most {self.max_chars} characters "
+                                 f"per stream and request (its buffer), asked for {n}; ask "
+                                 f"for fewer with -n")
+        if shift is not None:
+            Lfsr16(seed)                                # the seed's own check
+        request = GenerateStreamsRequest(tuple(tuple(int(i) for i in p) for p in ids), n,
+                                         shift, seed)
+        reply = TextReply.decode(self._request(request.encode()))
+        if len(reply.text) != n * len(prompts):
+            raise ClockpropError(f"the board sent {len(reply.text)} characters for "
+                                 f"{len(prompts)} streams of {n}")
+        return [reply.text[k * n:(k + 1) * n] for k in range(len(prompts))], reply
+
+    def _request(self, payload):
+        """The ``TEXT`` answer's payload to ``GENERATE`` ``payload``; board errors explained."""
+        from ..core.protocol import FrameType
         try:
-            reply = self.link.request(FrameType.GENERATE, request.encode(),
-                                      expect=FrameType.TEXT)
+            return self.link.request(FrameType.GENERATE, payload,
+                                     expect=FrameType.TEXT).payload
         except ClockpropError as error:
             hint = next((h for code, h in _BOARD_HINTS.items()
                          if str(error).endswith(f"error: {code}")), None)
             if hint is None:
                 raise
             raise ClockpropError(f"{error}: {hint}") from None
-        return TextReply.decode(reply.payload)
 
 
 def check_board_text(text, golden):
@@ -220,7 +266,8 @@ def _board_link(args, model, vocab):
         from ..sim.recurrent_top_sim import simulated_recurrent_board
         _log("generate: simulated recurrent board top (Amaranth simulator, UART model)")
         transport = simulated_recurrent_board(model, vocab, shift=args.shift_value,
-                                              seed=args.lfsr_seed, baud=args.baud)
+                                              seed=args.lfsr_seed, baud=args.baud,
+                                              streams=args.streams or 1)
         # The simulator is slower than the line it models: wall-clock timeouts stretch.
         return Link(transport, timeout=max(args.timeout, 600.0), retries=args.retries,
                     max_payload=longest)
@@ -231,8 +278,14 @@ def _board_link(args, model, vocab):
 
 def _generate_on_board(args, model, vocab, prompt, golden, name):
     """``--port``: the text from the board and its summary (compared with ``golden``)."""
+    report = BUILD / name / (args.board or "-") / "report.json"
+    if args.streams is None and args.board and report.exists():
+        try:
+            args.streams = json.loads(report.read_text()).get("streams")
+        except json.JSONDecodeError:
+            pass
     with _board_link(args, model, vocab) as link:
-        reply = BoardGenerator(link, model, vocab).generate(
+        reply = BoardGenerator(link, model, vocab, streams=args.streams or 1).generate(
             prompt, args.n, shift=args.shift_value, seed=args.lfsr_seed)
         resends = link.resends
     summary = {"port": args.port, "text_equal": reply.text == golden, "golden_text": golden,
@@ -243,7 +296,6 @@ def _generate_on_board(args, model, vocab, prompt, golden, name):
             f"clocks, {len(reply.text)} characters in {reply.gen_cycles} clocks")
     if args.n:
         line += f" ({reply.chars_per_clock:.3f} per clock)"
-    report = BUILD / name / (args.board or "-") / "report.json"
     if args.board and args.n and report.exists():
         try:
             built = json.loads(report.read_text())
@@ -254,6 +306,8 @@ def _generate_on_board(args, model, vocab, prompt, golden, name):
             summary["chars_per_s_at_fmax"] = reply.chars_per_clock * fmax * 1e6
             line += (f"; at the build's fmax {fmax:.1f} MHz: "
                      f"{fmax * reply.chars_per_clock:.1f} M characters/s")
+    if (args.streams or 1) > 1:
+        line += f"; the board's core has {args.streams} streams, this prompt took stream 0"
     _log(line)
     return reply.text, summary
 
@@ -275,7 +329,8 @@ def bitstream_recurrent(path, args):
     return build_recurrent(model, vocab, args.board, shift=shift, seed=seed,
                            freq=args.freq * 1e6 if args.freq else None, baud=args.baud,
                            out_dir=args.out, timeout=args.timeout, pnr_seed=args.pnr_seed or 1,
-                           name=meta.get("name", Path(path).parent.name))
+                           name=meta.get("name", Path(path).parent.name),
+                           streams=getattr(args, "streams", None))
 
 
 # -- training and the report -------------------------------------------------------------------
@@ -424,7 +479,8 @@ def _board_check(args, model=None):
     cost = RecurrentCore(model, shift=args.shift_value).estimate()
     check_core(model, lut_budget=board.capacity.lut, cost=cost, where=where)
     from ..boards.recurrent_top import check_recurrent_fit
-    need, avail = check_recurrent_fit(model, board, shift=args.shift_value)
+    need, avail = check_recurrent_fit(model, board, shift=args.shift_value,
+                                      streams=getattr(args, "streams", None) or 1)
     _log(f"generate: the board top needs about {need['lut']} of {avail['lut']} LUT4 and "
          f"{need['ebr']} of {avail['ebr']} block RAMs on {board.name} (the core "
          f"{cost.lut} LUT4)")
@@ -562,6 +618,10 @@ def register(sub):
     sp.add_argument("--port", help="generate on a board running the recurrent top: a serial "
                                    "port (e.g. /dev/ttyUSB1), or 'sim' for its simulation")
     sp.add_argument("--baud", type=int, default=115200)
+    sp.add_argument("--streams", type=int, default=None,
+                    help="--port: the streams of the board's core (C-slow; default: those of "
+                         "its build report, build/<name>/<board>/report.json, else 1); the "
+                         "prompt goes to stream 0")
     sp.add_argument("--timeout", type=float, default=2.0,
                     help="seconds to wait for the board's answer (default 2)")
     sp.add_argument("--retries", type=int, default=3)

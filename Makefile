@@ -54,11 +54,13 @@ generate: $(STAMP)
 	$(BIN)/clockprop generate --corpus $(CORPUS) --backend sim -n 80
 
 ## bitstream: the default model's bitstream for BOARD (icebreaker, upduino_v3, ice40_hx8k,
-##            ulx3s, orangecrab): the iCE40 boards get configs/digits_up5k.toml (the default
-##            digits model needs ~30k LUT4), the ECP5 boards configs/digits.toml. A model
-##            that does not fit is refused. BOARD_CONFIG=... picks another; OPTS=... adds options.
+##            ulx3s, orangecrab): the iCE40 boards get configs/digits_lut.toml (learned truth
+##            tables; the default digits model needs ~30k LUT4), the ECP5 boards
+##            configs/digits.toml. A model that does not fit is refused. BOARD_CONFIG=...
+##            picks another (configs/digits_up5k.toml: the shift-add UP5K model); OPTS=...
+##            adds options.
 ICE40_BOARDS := icebreaker upduino_v3 ice40_hx8k
-BOARD_CONFIG ?= $(if $(filter $(BOARD),$(ICE40_BOARDS)),configs/digits_up5k.toml,$(CONFIG))
+BOARD_CONFIG ?= $(if $(filter $(BOARD),$(ICE40_BOARDS)),configs/digits_lut.toml,$(CONFIG))
 MODEL ?= build/$(basename $(notdir $(BOARD_CONFIG)))/model.json
 bitstream: $(STAMP)
 	test -f $(MODEL) || $(BIN)/clockprop train --config $(BOARD_CONFIG) --out $(MODEL)

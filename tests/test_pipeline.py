@@ -220,3 +220,41 @@ def test_argmax_extremes(shape, split):
     sim.add_testbench(bench)
     sim.run()
     assert got[:len(rows)] == [int(np.argmax(r)) for r in rows]
+
+
+@pytest.mark.parametrize("argmax_every, split", [(1, False), (2, False), (1, True), (0, False)])
+def test_logits_in_memory_equal_the_registered_ones(argmax_every, split):
+    """``logit_memory``: the logits wait in a ring of ``latency`` words instead of registers;
+    with random stalls on both sides every result carries its own logits."""
+    import random
+
+    from amaranth.hdl import signed
+    from amaranth.sim import Simulator
+    from clockprop.hw.argmax import Argmax
+    argmax = Argmax(signed(9), 10, register_every=argmax_every, split=split, logit_memory=True)
+    rows = np.random.default_rng(argmax_every).integers(-256, 256, (150, 10))
+    got = []
+
+    async def bench(ctx):
+        coin, sent = random.Random(1), 0
+        while len(got) < len(rows):
+            if sent < len(rows):
+                ctx.set(argmax.i.payload, rows[sent].tolist())
+            ctx.set(argmax.i.valid, sent < len(rows) and coin.random() > 0.3)
+            ctx.set(argmax.o.ready, coin.random() > 0.3)
+            await ctx.delay(1e-9)
+            taken = ctx.get(argmax.i.valid) and ctx.get(argmax.i.ready)
+            if ctx.get(argmax.o.valid) and ctx.get(argmax.o.ready):
+                got.append((ctx.get(argmax.o.payload.cls),
+                            [ctx.get(argmax.o.payload.logits[k]) for k in range(10)]))
+            await ctx.tick()
+            sent += bool(taken)
+
+    sim = Simulator(argmax)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [c for c, _ in got] == np.argmax(rows, axis=1).tolist()
+    assert [logits for _, logits in got] == rows.tolist()
+    assert argmax.logit_memory == (argmax.latency > 1)
+    assert argmax.cost.rom_bits == (90 * argmax.latency if argmax.logit_memory else 0)

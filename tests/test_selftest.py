@@ -84,10 +84,10 @@ def small():
     return model, a, y
 
 
-# The board tops' forms: iCE40 (one clock), ECP5 (samples cross two registers into the
-# pipeline, the host link on a clock of its own; boards.top.CROSSING, LINK_CLOCK), and the
-# two apart.
-FORMS = {"ice40": dict(crossing=0),
+# The board tops' forms: iCE40 (one clock, the logits through argmax in block RAM), ECP5
+# (samples cross two registers into the pipeline, the host link on a clock of its own;
+# boards.top.CROSSING, LINK_CLOCK), and the two apart.
+FORMS = {"ice40": dict(crossing=0, logit_memory=True),
          "ecp5": dict(crossing=2, link_clock=True, selftest_storage="logic"),
          "crossing": dict(crossing=2), "link_clock": dict(crossing=0, link_clock=True)}
 

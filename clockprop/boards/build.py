@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.errors import ClockpropError
 from ..core.fileio import write_atomic
+from ..hw.pipeline import layer_mappings
 from .registry import get_board
 from .timing import failing_periods, register_names, slow_registers
 
@@ -78,6 +79,15 @@ SYNTH_OVERRIDES = {
 # top then routed: router2's overused wires were 36,023 after iteration 1 and 6,467 after 4
 # (42,007 and 12,185 before), and none at iteration 89.
 CARRY_SUMS = "maccmap -unmap"
+# yosys folds a truth table's output bit into its flip-flop's synchronous set or reset where
+# it can (a table bit "x and y" becomes a flip-flop of x reset by not y). An iCE40 logic
+# block's eight cells share one set/reset net, so every such flip-flop took a block of its
+# own: the digits_lut top at register_every=2 had 365 control sets, 272 of them with one or
+# two flip-flops, needed at least 578 of the UP5K's 660 blocks for its flip-flops, and did
+# not place at 82% of the cells. Turning the pipeline's synchronous resets back into logic
+# (after the coarse synthesis, before the flip-flops are mapped) left 27 control sets, and
+# the same design placed (``run_toolchain(table_resets=True)``).
+TABLE_RESETS = "dffunmap -srst-only w:core.pipeline* %ci1:+[Q]"
 
 # router2 for ECP5: router1 had not routed a 74k-cell ECP5 design after 70 minutes on two
 # cores. On iCE40 router1 is kept: the UP5K timing figures were measured with it.
@@ -242,7 +252,9 @@ def build(model, board_name, *, freq=None, baud=115200, register_every=0, fold=N
 
     top = BoardTop(board, model, freq=freq, baud=baud, register_every=register_every,
                    fold=fold, selftest=st)
-    run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout)
+    tables = "truth-table" in layer_mappings(model, fold)
+    run = run_toolchain(top, board, out_dir, freq=freq, seed=seed, timeout=timeout,
+                        table_resets=tables)
     achieved = run["fmax_mhz"]
     latency = top.core.latency
     # The host link's clock, when it is not the pipeline's: met too, or the board's answers
@@ -391,11 +403,17 @@ def format_train_report(r):
     return "\n".join(lines + format_slow_registers(r.get("slow_registers")))
 
 
-def synth_overrides(family, *, abc9=False, carry_sums=False):
+def synth_overrides(family, *, abc9=False, carry_sums=False, table_resets=False):
     """The yosys script options of a ``family`` build (Amaranth's ``synth_opts``,
     ``script_after_read``, ``script_after_synth``): :data:`SYNTH_OVERRIDES`, with ABC9 (ECP5;
-    iCE40 always uses it) and :data:`CARRY_SUMS` on request."""
+    iCE40 always uses it), :data:`CARRY_SUMS` and (iCE40) :data:`TABLE_RESETS` on request."""
     overrides = dict(SYNTH_OVERRIDES[family])
+    if table_resets and family == "ice40" and not carry_sums:
+        # synthesis up to its flip-flop mapping, the resets unmapped, then the rest
+        overrides["synth_opts"] = "-run :map_ffs"
+        overrides["script_after_synth"] = (f"{TABLE_RESETS}\n"
+                                           f"synth_ice40 -top top -run map_ffs:\n")
+        return overrides
     synth, last, flags = "synth_ice40", "", ""
     if family == "ecp5":
         synth, last, flags = "synth_ecp5", "check", "" if abc9 else " -noabc9"
@@ -410,7 +428,7 @@ def synth_overrides(family, *, abc9=False, carry_sums=False):
 
 
 def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None, abc9=False,
-                  spread=False, carry_sums=False):
+                  spread=False, carry_sums=False, table_resets=False):
     """Elaborate ``top`` for ``board`` and run yosys, nextpnr and the packer in ``out_dir``.
 
     Any elaboratable with the board's pins works (:class:`~clockprop.boards.top.BoardTop`,
@@ -422,7 +440,8 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None, abc9=False
     fails. ``abc9`` maps an ECP5 design's LUTs with ABC9 (see :data:`SYNTH_OVERRIDES`);
     ``spread`` places an ECP5 design with nextpnr's electrostatic placer (see
     :data:`SPREAD_OPTS`); ``carry_sums`` maps its multi-operand sums as trees of carry-chain
-    adders (see :data:`CARRY_SUMS`).
+    adders (see :data:`CARRY_SUMS`); ``table_resets`` keeps an iCE40 pipeline's flip-flops
+    free of synchronous resets (see :data:`TABLE_RESETS`).
     """
     check_toolchain(board.family)
     out_dir = Path(out_dir)
@@ -430,7 +449,8 @@ def run_toolchain(top, board, out_dir, *, freq, seed=1, timeout=None, abc9=False
     start = time.perf_counter()
     opts = ["--timing-allow-fail", "--report", "top.report.json", "--detailed-timing-report",
             "--seed", str(seed), "--freq", f"{freq / 1e6:g}", *NEXTPNR_OPTS[board.family]]
-    overrides = synth_overrides(board.family, abc9=abc9, carry_sums=carry_sums)
+    overrides = synth_overrides(board.family, abc9=abc9, carry_sums=carry_sums,
+                                table_resets=table_resets)
     if spread and board.family == "ecp5":
         opts += SPREAD_OPTS
     plan = platform.prepare(top, name="top", nextpnr_opts=opts, **overrides)

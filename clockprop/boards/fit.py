@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import ClockpropError
 
-__all__ = ["TOP_OVERHEAD", "ebr_blocks", "rom_ebr", "selftest_capacity", "logic_rom_cost",
+__all__ = ["logit_memory", "TOP_OVERHEAD", "ebr_blocks", "rom_ebr", "selftest_capacity", "logic_rom_cost",
            "selftest_storage", "FitReport", "estimate", "check_fit"]
 
 # LUT4 / FF of the board top without the pipeline, from small iCE40 builds (boards/build.py):
@@ -128,21 +128,42 @@ class FitReport:
 
 _COSTS = {}
 
+# The most of a board's block RAMs the argmax's logit ring may take (see logit_memory).
+LOGIT_EBR_SHARE = 1 / 6
 
-def _pipeline_cost(model, register_every, fold):
+
+def _pipeline_cost(model, register_every, fold, logit_memory=False):
+    """``(Cost, argmax)`` of the pipeline: its estimate, and its argmax stage."""
     from ..hw.pipeline import Pipeline
-    key = (id(model), register_every, tuple(fold or ()))
+    key = (id(model), register_every, tuple(fold or ()), logit_memory)
     if key not in _COSTS or _COSTS[key][0] is not model:
-        _COSTS[key] = (model, Pipeline(model, register_every=register_every,
-                                       fold=fold).estimate())
-    return _COSTS[key][1]
+        pipe = Pipeline(model, register_every=register_every, fold=fold,
+                        logit_memory=logit_memory)
+        _COSTS[key] = (model, pipe.estimate(), pipe.argmax)
+    return _COSTS[key][1:]
+
+
+def logit_memory(model, family, capacity, *, register_every=0, fold=None):
+    """Whether a board top keeps the argmax's logits in block RAM
+    (``Pipeline(logit_memory=True)``): on the iCE40, where a flip-flop that no LUT drives
+    takes a logic cell of its own (the logit registers were about 240 of the digits_lut top's
+    5,280 cells), for an unfolded pipeline (folded layers keep their weights in block RAM),
+    when the ring takes at most :data:`LOGIT_EBR_SHARE` of the blocks (narrow logits: 70 bits
+    in 5 of the UP5K's 30). The ECP5 has flip-flops to spare."""
+    if family != "ice40" or any(f > 1 for f in fold or ()):
+        return False
+    _, argmax = _pipeline_cost(model, register_every, fold)
+    width = len(argmax.o.payload.logits.as_value())
+    return (argmax.latency > 1 and
+            ebr_blocks(argmax.latency, width, capacity) <= LOGIT_EBR_SHARE * capacity.ebr)
 
 
 def estimate(model, *, register_every=0, fold=None, selftest_samples=0, capacity=None,
-             selftest_storage="block"):
+             selftest_storage="block", logit_memory=False):
     """LUT4/FF/EBR/DSP that a board top for ``model`` needs (an estimate), with its self-test
-    split in block RAM or (``selftest_storage="logic"``) in LUTs and flip-flops."""
-    cost = _pipeline_cost(model, register_every, fold)
+    split in block RAM or (``selftest_storage="logic"``) in LUTs and flip-flops, and the
+    argmax's logits in block RAM with ``logit_memory`` (:func:`logit_memory`)."""
+    cost, argmax = _pipeline_cost(model, register_every, fold, logit_memory)
     # The frame's sample register, and the pipeline's input register unless the first layer
     # is folded (it holds its input itself).
     sample_bits = 8 * ((model.n_inputs * model.fmt.act_bits + 7) // 8)
@@ -158,6 +179,9 @@ def estimate(model, *, register_every=0, fold=None, selftest_samples=0, capacity
     if capacity is not None:
         need["ebr"] = (_frame_ebr(model, capacity) + rom_ebr(model, fold, capacity) +
                        (0 if in_logic else _selftest_ebr(model, selftest_samples, capacity)))
+        if argmax.logit_memory:
+            need["ebr"] += ebr_blocks(argmax.latency, len(argmax.o.payload.logits.as_value()),
+                                      capacity)
     return need
 
 
@@ -173,7 +197,9 @@ def check_fit(model, board, *, register_every=0, fold=None, selftest_samples=0, 
                     selftest_samples=selftest_samples, capacity=cap,
                     selftest_storage=selftest_storage(
                         model, board.family, cap, selftest_samples,
-                        register_every=register_every, fold=fold))
+                        register_every=register_every, fold=fold),
+                    logit_memory=logit_memory(model, board.family, cap,
+                                              register_every=register_every, fold=fold))
     avail = {"lut": cap.lut, "ff": cap.ff, "ebr": cap.ebr, "dsp": cap.dsp}
     report = FitReport(board.name, cap.device, need, avail)
     names = {"lut": "LUT4", "ff": "flip-flops", "ebr": "block RAMs", "dsp": "DSPs"}

@@ -90,6 +90,9 @@ class DeviceCore(wiring.Component):
         Longest ``PING`` payload echoed (and the receive buffer depth, at least a sample).
     selftest_storage : ``"block"`` or ``"logic"``
         Where the self-test keeps its split (:class:`~clockprop.hw.selftest.SelfTest`).
+    logit_memory : bool
+        The argmax's logits wait in block RAM (:class:`~clockprop.hw.pipeline.Pipeline`;
+        :func:`~clockprop.boards.fit.logit_memory` says when).
 
     Members
     -------
@@ -110,12 +113,14 @@ class DeviceCore(wiring.Component):
     activity: Out(1)
 
     def __init__(self, model, *, divisor, register_every=0, fold=None, selftest=None,
-                 max_payload=64, crossing=0, link_domain=None, selftest_storage="block"):
+                 max_payload=64, crossing=0, link_domain=None, selftest_storage="block",
+                 logit_memory=False):
         self.model = model
         self.divisor = divisor
         self.crossing = crossing
         self.link_domain = link_domain
-        self.pipeline = Pipeline(model, register_every=register_every, fold=fold)
+        self.pipeline = Pipeline(model, register_every=register_every, fold=fold,
+                                 logit_memory=logit_memory)
         # A folded first layer holds its input in a register of its own already.
         self.input_register = not isinstance(self.pipeline.layers[0], FoldedDenseLayer)
         self.interval = self.pipeline.interval
@@ -639,7 +644,7 @@ class BoardTop(BoardShell):
         return freq
 
     def make_core(self, divisor):
-        from .fit import selftest_storage
+        from .fit import logit_memory, selftest_storage
         n = len(self.selftest[0]) if self.selftest is not None else 0
         return DeviceCore(self.model, divisor=divisor, register_every=self.register_every,
                           fold=self.fold, selftest=self.selftest,
@@ -647,6 +652,9 @@ class BoardTop(BoardShell):
                           link_domain="link" if self.link_freq else None,
                           selftest_storage=selftest_storage(
                               self.model, self.board.family, self.board.capacity, n,
+                              register_every=self.register_every, fold=self.fold),
+                          logit_memory=logit_memory(
+                              self.model, self.board.family, self.board.capacity,
                               register_every=self.register_every, fold=self.fold))
 
 

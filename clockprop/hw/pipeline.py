@@ -92,6 +92,10 @@ class Pipeline(wiring.Component):
     argmax_every : int
         Register inside the argmax comparator tree after every this many comparator levels
         (default 1: a few flip-flops that keep argmax off the critical path; 0: none).
+    logit_memory : bool
+        The argmax's logits wait for its result in block RAM, not in flip-flops
+        (:class:`Argmax`; what the iCE40 board tops use, where every such flip-flop took a
+        logic cell).
     fold : sequence of int, optional
         Fold factor of every layer (1: fully parallel constant shift-adds). A layer with
         ``F > 1`` is a :class:`FoldedDenseLayer`: weights in a ROM, ``1/F`` of the logic,
@@ -116,7 +120,8 @@ class Pipeline(wiring.Component):
     the pipeline.
     """
 
-    def __init__(self, model, *, register_every=0, fold=None, argmax_every=1, lut_bits=None):
+    def __init__(self, model, *, register_every=0, fold=None, argmax_every=1, lut_bits=None,
+                 logit_memory=False):
         self.model = model
         n = len(model.layers)
         fold = check_fold(model, fold)
@@ -127,7 +132,8 @@ class Pipeline(wiring.Component):
         self.interval = max(layer.interval for layer in self.layers)
         # At register_every=1 (the ECP5's mode) every comparison gets a clock of its own too.
         self.argmax = Argmax(self.layers[-1].o.payload.shape().elem_shape, model.n_classes,
-                             register_every=argmax_every, split=register_every == 1)
+                             register_every=argmax_every, split=register_every == 1,
+                             logit_memory=logit_memory)
         self.latency = sum(layer.latency for layer in self.layers) + self.argmax.latency
         self.logit_shape = self.layers[-1].o.payload.shape().elem_shape
         super().__init__({

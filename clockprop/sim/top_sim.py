@@ -149,11 +149,13 @@ class SimTransport(Transport):
 
 
 def simulated_board(model, *, divisor=4, register_every=0, fold=None, selftest=None,
-                    crossing=0, link_clock=False, selftest_storage="block", **kwargs):
+                    crossing=0, link_clock=False, selftest_storage="block", logit_memory=False,
+                    **kwargs):
     """A :class:`SimTransport` to a fresh :class:`DeviceCore` for ``model``; with
-    ``link_clock``, its host link runs on a clock of its own (as on the ECP5 boards)."""
+    ``link_clock``, its host link runs on a clock of its own (as on the ECP5 boards), with
+    ``logit_memory`` the argmax's logits wait in block RAM (as on the iCE40 boards)."""
     core = DeviceCore(model, divisor=divisor, register_every=register_every, fold=fold,
                       selftest=selftest, crossing=crossing,
                       link_domain="link" if link_clock else None,
-                      selftest_storage=selftest_storage)
+                      selftest_storage=selftest_storage, logit_memory=logit_memory)
     return SimTransport(core, **kwargs)

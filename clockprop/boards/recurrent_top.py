@@ -19,6 +19,7 @@ Requests the core answers (frame types of :mod:`clockprop.core.protocol`):
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -391,18 +392,24 @@ class RecurrentDeviceCore(wiring.Component):
                 with m.If(r.count == r.hdr_len - 1):
                     m.next = "CHECK"
 
+        with self._check_state(m, r, [(~mode_ok, ErrorCode.MODE),
+                                      (r.p_n > self.max_chars, ErrorCode.TOO_LONG),
+                                      (r.bad_token, ErrorCode.BAD_TOKEN)]):
+            m.d.sync += [r.plen.eq(r.ptr), r.ptr.eq(0), r.n.eq(r.p_n), r.nbytes.eq(0),
+                         r.prime_cycles.eq(0), r.gen_cycles.eq(0)]
+            m.next = "PRIME"
+
+    @contextmanager
+    def _check_state(self, m, r, failures):
+        """CHECK: the first of ``failures`` (``(condition, ErrorCode)``) that holds is
+        answered with its error; the body of the ``with`` runs when none does."""
         with m.State("CHECK"):
             m.d.comb += self.activity.eq(1)
-            with m.If(~mode_ok):
-                self._fail(m, r, ErrorCode.MODE)
-            with m.Elif(r.p_n > self.max_chars):
-                self._fail(m, r, ErrorCode.TOO_LONG)
-            with m.Elif(r.bad_token):
-                self._fail(m, r, ErrorCode.BAD_TOKEN)
+            for k, (condition, code) in enumerate(failures):
+                with (m.Elif if k else m.If)(condition):
+                    self._fail(m, r, code)
             with m.Else():
-                m.d.sync += [r.plen.eq(r.ptr), r.ptr.eq(0), r.n.eq(r.p_n), r.nbytes.eq(0),
-                             r.prime_cycles.eq(0), r.gen_cycles.eq(0)]
-                m.next = "PRIME"
+                yield
 
     def _generate_states(self, m, r):
         """PRIME (the prompt into the core), GENERATE (one character a clock), TALLY."""
@@ -542,27 +549,20 @@ class RecurrentDeviceCore(wiring.Component):
                 with m.If(r.count == r.hdr_last):
                     m.next = "CHECK"
 
-        with m.State("CHECK"):
-            m.d.comb += self.activity.eq(1)
-            with m.If(~mode_ok):
-                self._fail(m, r, ErrorCode.MODE)
-            with m.Elif(r.p_n > self.max_chars):
-                self._fail(m, r, ErrorCode.TOO_LONG)
-            with m.Elif(r.bad_length | (r.prompt_left != 0)):
-                self._fail(m, r, ErrorCode.LENGTH)
-            with m.Elif(r.bad_token):
-                self._fail(m, r, ErrorCode.BAD_TOKEN)
-            with m.Else():
-                m.d.sync += [r.plen_last.eq(r.ptr - 1), r.n.eq(r.p_n), r.nbytes.eq(0),
-                             r.made.eq(0), r.fed.eq(0), r.prime_cycles.eq(0),
-                             r.gen_cycles.eq(0)]
-                for s in range(K):
-                    m.d.sync += [r.rp[s].eq(r.first[s]), r.active[s].eq(r.prompts > s),
-                                 r.wp[s].eq(self.max_prompt + s * r.p_n)]
-                    with m.If(r.prompts == s + 1):
-                        m.d.sync += [r.total_last.eq((s + 1) * r.p_n - 1),
-                                     r.text_last.eq(self.max_prompt + (s + 1) * r.p_n - 1)]
-                m.next = "RUN"
+        with self._check_state(m, r, [(~mode_ok, ErrorCode.MODE),
+                                      (r.p_n > self.max_chars, ErrorCode.TOO_LONG),
+                                      (r.bad_length | (r.prompt_left != 0), ErrorCode.LENGTH),
+                                      (r.bad_token, ErrorCode.BAD_TOKEN)]):
+            m.d.sync += [r.plen_last.eq(r.ptr - 1), r.n.eq(r.p_n), r.nbytes.eq(0),
+                         r.made.eq(0), r.fed.eq(0), r.prime_cycles.eq(0),
+                         r.gen_cycles.eq(0)]
+            for s in range(K):
+                m.d.sync += [r.rp[s].eq(r.first[s]), r.active[s].eq(r.prompts > s),
+                             r.wp[s].eq(self.max_prompt + s * r.p_n)]
+                with m.If(r.prompts == s + 1):
+                    m.d.sync += [r.total_last.eq((s + 1) * r.p_n - 1),
+                                 r.text_last.eq(self.max_prompt + (s + 1) * r.p_n - 1)]
+            m.next = "RUN"
 
     def _run_state(self, m, r):
         """RUN: every clock, the next prompt id of the stream whose turn comes in 2 clocks

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import ClockpropError
+from ..core.qformat import QFormat
 from .intmodel import IntLayer, IntModel
 from .rules import draw_fan_in
 from .truthtable import MAX_LUT_BITS, pack_codes
@@ -51,14 +52,14 @@ class TableNet:
 
     ``inputs`` [n, k] (ascending per neuron), ``tag`` [n] (each neuron's class: the
     neurons of class ``c`` are the ``c``-th of ``C`` equal blocks), ``tables``
-    [n, 2**(k * act_bits)] float, ``a_max`` (``A``, the input quantization), ``n_in``,
-    ``n_classes``; ``scale`` and ``zero`` (the integer mapping) once chosen.
+    [n, 2**(k * act_bits)] float, ``fmt`` (the number format: input quantization and ``A``),
+    ``n_in``, ``n_classes``; ``scale`` and ``zero`` (the integer mapping) once chosen.
     """
 
     inputs: np.ndarray
     tag: np.ndarray
     tables: np.ndarray
-    a_max: int
+    fmt: QFormat
     n_in: int
     n_classes: int
     scale: float = 1.0
@@ -66,7 +67,11 @@ class TableNet:
 
     @property
     def act_bits(self):
-        return int(self.a_max).bit_length()
+        return self.fmt.act_bits
+
+    @property
+    def a_max(self):
+        return self.fmt.a_max
 
     def codes(self, a):
         """Every neuron's input code [N, n] for integer activations ``a`` [N, n_in], as an
@@ -74,9 +79,6 @@ class TableNet:
         entries = self.tables.shape[1]
         return np.stack([pack_codes(a, row, self.act_bits) + j * entries
                          for j, row in enumerate(self.inputs)], axis=1)
-
-    def quantize_input(self, x):
-        return np.floor(np.asarray(x) * self.a_max + 0.5).astype(np.int64)
 
     def logits_of_codes(self, codes, tables=None):
         """Logits [N, C] of :meth:`codes` ``codes`` with ``tables`` (default: the float
@@ -86,7 +88,7 @@ class TableNet:
         return values.reshape(len(codes), self.n_classes, -1).sum(axis=2)
 
     def accuracy(self, x, y):
-        codes = self.codes(self.quantize_input(x))
+        codes = self.codes(self.fmt.quantize_input(x))
         return float(np.mean(self.logits_of_codes(codes).argmax(axis=1) == np.asarray(y)))
 
     def integer_tables(self, scale=None, zero=None):
@@ -141,16 +143,16 @@ def check_table_config(cfg, n_inputs, n_classes):
                              f"got {cfg.device!r}")
 
 
-def _init_net(cfg, data, a_max, rng):
+def _init_net(cfg, data, fmt, rng):
     n, k = cfg.hidden[0], cfg.fan_in[0]
-    bits = k * int(a_max).bit_length()
+    bits = k * fmt.act_bits
     if bits > MAX_LUT_BITS:
-        raise ClockpropError(f"train: tables of {k} inputs x {int(a_max).bit_length()} bits "
+        raise ClockpropError(f"train: tables of {k} inputs x {fmt.act_bits} bits "
                              f"= {bits} input bits; the most is {MAX_LUT_BITS}: lower "
                              f"fan_in or act_bits")
     inputs = np.array([_draw_inputs(cfg, data, rng) for _ in range(n)])
     tag = np.repeat(np.arange(data.n_classes), n // data.n_classes)
-    return TableNet(inputs, tag, np.zeros((n, 1 << bits)), a_max, data.n_inputs,
+    return TableNet(inputs, tag, np.zeros((n, 1 << bits)), fmt, data.n_inputs,
                     data.n_classes)
 
 
@@ -195,7 +197,7 @@ def train_tables(cfg, data, fmt, progress=None):
     """
     check_table_config(cfg, data.n_inputs, data.n_classes)
     rng = np.random.default_rng(cfg.seed)
-    net = _init_net(cfg, data, fmt.a_max, rng)
+    net = _init_net(cfg, data, fmt, rng)
     a, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
     codes, test_codes = net.codes(a), net.codes(a_test)
     redraws = {cfg.epochs * r // 5 for r in (1, 2, 3)} - {0} if cfg.redraw else set()
@@ -242,7 +244,7 @@ def train_tables(cfg, data, fmt, progress=None):
 def quantize_tables(net, fmt, meta=None):
     """The :class:`IntModel` of ``net``: a table layer (0/1 weights: the inputs each neuron
     reads; its integer tables) and an output layer that sums each class's neurons."""
-    if int(net.a_max) != fmt.a_max:
+    if net.act_bits != fmt.act_bits:
         raise ClockpropError(f"the tables were trained with {net.act_bits}-bit activations, "
                              f"the format has {fmt.act_bits}")
     n = len(net.tag)

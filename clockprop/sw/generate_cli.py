@@ -176,22 +176,27 @@ class BoardGenerator:
         message rather than an error code from the board.
         """
         from ..core.protocol import GenerateRequest, TextReply
-        from ..core.lfsr import Lfsr16
         from ..models.recurrent import prompt_ids
         ids = prompt_ids(self.model, self.vocab, prompt, n)
         if len(ids) > self.max_prompt:
             raise ClockpropError(f"the prompt has {len(ids)} characters; the board takes at "
                                  f"most {self.max_prompt}")
-        if n > self.max_chars:
-            raise ClockpropError(f"the board generates at most {self.max_chars} characters "
-                                 f"per request (its buffer), asked for {n}; ask for fewer "
-                                 f"with -n")
-        if shift is not None:
-            Lfsr16(seed)                                # the seed's own check
+        self._check_length_and_seed(n, shift, seed, "request")
         if self.streams > 1:
             return self.generate_streams([prompt], n, shift, seed)[1]
         request = GenerateRequest(tuple(int(i) for i in ids), n, shift, seed)
         return TextReply.decode(self._request(request.encode()))
+
+    def _check_length_and_seed(self, n, shift, seed, per):
+        """Refuse ``n`` characters over the board's buffer (``per`` request, or stream and
+        request) and, when sampling, a seed the LFSR cannot take."""
+        from ..core.lfsr import Lfsr16
+        if n > self.max_chars:
+            raise ClockpropError(f"the board generates at most {self.max_chars} characters "
+                                 f"per {per} (its buffer), asked for {n}; ask for fewer "
+                                 f"with -n")
+        if shift is not None:
+            Lfsr16(seed)                                # the seed's own check
 
     def generate_streams(self, prompts, n, shift=None, seed=0xACE1):
         """One ``GENERATE`` request with one prompt per stream (at most ``streams``), ``n``
@@ -199,7 +204,6 @@ class BoardGenerator:
         of ``prompts``, and the board's :class:`TextReply` (all texts one after the other).
         """
         from ..core.protocol import GenerateStreamsRequest, TextReply
-        from ..core.lfsr import Lfsr16
         from ..models.recurrent import prompt_ids
         prompts = list(prompts)
         if not 1 <= len(prompts) <= self.streams:
@@ -216,12 +220,7 @@ class BoardGenerator:
             raise ClockpropError(f"the prompts take {size} bytes (each its characters and a "
                                  f"length); the board takes at most {self.max_prompt}, 255 "
                                  f"characters per prompt")
-        if n > self.max_chars:
-            raise ClockpropError(f"the board generates at most {self.max_chars} characters "
-                                 f"per stream and request (its buffer), asked for {n}; ask "
-                                 f"for fewer with -n")
-        if shift is not None:
-            Lfsr16(seed)                                # the seed's own check
+        self._check_length_and_seed(n, shift, seed, "stream and request")
         request = GenerateStreamsRequest(tuple(tuple(int(i) for i in p) for p in ids), n,
                                          shift, seed)
         reply = TextReply.decode(self._request(request.encode()))

@@ -43,6 +43,9 @@ from .truthtable import MAX_LUT_BITS, pack_codes
 __all__ = ["TableNet", "train_tables", "quantize_tables", "check_table_config"]
 
 # Fractions of the largest |T| that the scale search tries to map to A (outliers clipped).
+# When ``redraw`` gives the weakest neurons new inputs, as fractions of the epochs.
+REDRAW_AT = (0.2, 0.4, 0.6)
+
 SCALE_GRID = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 
 
@@ -200,7 +203,7 @@ def train_tables(cfg, data, fmt, progress=None):
     net = _init_net(cfg, data, fmt, rng)
     a, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
     codes, test_codes = net.codes(a), net.codes(a_test)
-    redraws = {cfg.epochs * r // 5 for r in (1, 2, 3)} - {0} if cfg.redraw else set()
+    redraws = {int(cfg.epochs * r) for r in REDRAW_AT} - {0} if cfg.redraw else set()
     y, y_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets = np.eye(data.n_classes)[y]
     qat_from = cfg.epochs - max(cfg.epochs // 4, 1) if cfg.qat else cfg.epochs

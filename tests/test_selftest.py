@@ -57,11 +57,11 @@ def test_selftest_core_counts_like_the_golden_model(register_every, storage):
     sim.run()
     expected = int(np.sum(model.predict(a) == y))
     # One sample per clock: N samples take N clocks plus the pipeline latency, the sample
-    # memory's read, the label's register and the comparison's.
+    # memory's read, the label's register, the comparison's and the count's.
     # In logic, 37 samples make 3 banks of 16 and one 4-to-1 stage: address registers (7
     # copies of the 28-bit samples' address behind 2, 1 for the labels), bank and mux
     # registers.
-    assert st.overhead == (3 if storage == "block" else (2 + 1 + 1) + (1 + 1 + 1))
+    assert st.overhead == (4 if storage == "block" else (2 + 1 + 1) + (1 + 1 + 1) + 1)
     assert seen[0] == seen[1] == (expected, len(a), len(a) + pipe.latency + st.overhead)
     # From logic, no sample shows while none is offered (the board top ORs the sources).
     assert st.idle_zero == (storage == "logic")

@@ -9,6 +9,8 @@ Both cores split a frame into a *header* stream (one :class:`FrameHeader` per fr
 a transmitter (``connect(rx.header, tx.header)``, ``connect(rx.o, tx.i)``) to echo frames.
 """
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Module, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -123,144 +125,183 @@ class FrameRx(wiring.Component):
     def max_length(self):
         return self._max_length
 
+    # -- elaboration: the buffer, the CRC and the timeout, then the state machine; the
+    # -- helpers share the registers of :meth:`_signals` --
+
     def elaborate(self, platform):
         m = Module()
+        s = self._signals()
+        m.submodules.buffer = s.buffer
+        self._update_crc(m, s)
+        m.d.comb += [
+            self.header.payload.eq(s.hdr),
+            self.o.payload.eq(s.rd.data),
+            s.wr.addr.eq(s.index),
+            s.wr.data.eq(s.byte),
+            s.rd.addr.eq(s.index),
+        ]
+        if self._timeout is not None:
+            self._count_timeout(m, s)
+        with m.FSM():
+            self._header_states(m, s)
+            self._length_check_state(m, s)
+            self._payload_state(m, s)
+            self._crc_states(m, s)
+            self._hand_out_states(m, s)
+        return m
 
-        m.submodules.buffer = buffer = Memory(shape=8, depth=self._max_length, init=[])
-        wr = buffer.write_port()
-        rd = buffer.read_port()
-
-        hdr = Signal(FrameHeader)
-        crc = Signal(16, init=CRC_INIT)
-        crc_lo = Signal(8)
-        crc_ok = Signal()
-        too_long = Signal()
-        empty = Signal()               # length == 0
+    def _signals(self):
+        """The payload buffer and its ports, and the registers the helpers share, in one
+        namespace."""
+        s = SimpleNamespace()
+        s.buffer = Memory(shape=8, depth=self._max_length, init=[])
+        s.wr = s.buffer.write_port()
+        s.rd = s.buffer.read_port()
+        s.byte = self.i.payload
+        s.hdr = Signal(FrameHeader)
+        s.crc = Signal(16, init=CRC_INIT)
+        s.crc_lo = Signal(8)
+        s.crc_ok = Signal()
+        s.too_long = Signal()
+        s.empty = Signal()             # length == 0
         # Bytes after the one at ``index``, minus one: its sign says that byte is the last, so
         # no comparison lies between the counter and the FSM.
-        rest = Signal(range(-1, self._max_length))
-        index = Signal(range(self._max_length + 1))
+        s.rest = Signal(range(-1, self._max_length))
+        s.index = Signal(range(self._max_length + 1))
+        if self._timeout is not None:
+            s.idle = Signal(range(-1, self._timeout), init=self._timeout - 1)
+            s.receiving = Signal()
+        return s
 
-        byte = self.i.payload
+    def _update_crc(self, m, s):
+        """Drives ``crc`` over each byte taken on ``i`` (the states override it)."""
         take = Signal()            # a byte is transferred on ``i`` this cycle
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(take):
-            m.d.sync += crc.eq(crc16_byte(crc, byte))
+            m.d.sync += s.crc.eq(crc16_byte(s.crc, s.byte))
 
+    def _count_timeout(self, m, s):
+        """Drives ``idle`` and ``timeout_error``: a partly received frame is abandoned after
+        ``timeout`` cycles without a byte."""
+        # The counter counts down and its sign bit is the expiry: no comparison on the way
+        # into the FSM.
+        idle = s.idle
+        timed_out = Signal()
+        # While receiving, ``i.ready`` is high, so a byte is taken exactly when it is
+        # valid: ``i.valid`` stands for ``take`` here, without the path through the state.
+        with m.If(self.i.valid | ~s.receiving | idle[-1]):
+            m.d.sync += idle.eq(self._timeout - 1)
+        with m.Else():
+            m.d.sync += idle.eq(idle - 1)
         m.d.comb += [
-            self.header.payload.eq(hdr),
-            self.o.payload.eq(rd.data),
-            wr.addr.eq(index),
-            wr.data.eq(byte),
-            rd.addr.eq(index),
+            timed_out.eq(s.receiving & ~self.i.valid & idle[-1]),
+            self.timeout_error.eq(timed_out),
         ]
 
-        # Abandon a partly received frame after ``timeout`` cycles without a byte. The counter
-        # counts down and its sign bit is the expiry: no comparison on the way into the FSM.
-        timed_out = Signal()
+    def _receive(self, m, s):
+        """Common part of the states that take frame bytes after SYNC: ``i.ready``, and
+        back to HUNT on a timeout."""
+        m.d.comb += self.i.ready.eq(1)
         if self._timeout is not None:
-            idle = Signal(range(-1, self._timeout), init=self._timeout - 1)
-            receiving = Signal()
-            # While receiving, ``i.ready`` is high, so a byte is taken exactly when it is
-            # valid: ``i.valid`` stands for ``take`` here, without the path through the state.
-            with m.If(self.i.valid | ~receiving | idle[-1]):
-                m.d.sync += idle.eq(self._timeout - 1)
-            with m.Else():
-                m.d.sync += idle.eq(idle - 1)
-            m.d.comb += [
-                timed_out.eq(receiving & ~self.i.valid & idle[-1]),
-                self.timeout_error.eq(timed_out),
-            ]
+            m.d.comb += s.receiving.eq(1)
+            # ``timed_out`` without its ``receiving`` term, which is true here: the
+            # next-state logic does not wait for the OR of the receiving states.
+            with m.If(~self.i.valid & s.idle[-1]):
+                m.next = "HUNT"
 
-        def receive():
-            """Common part of the states that take frame bytes after SYNC."""
+    def _header_states(self, m, s):
+        """HUNT to LEN_HI: SYNC, then the type and length into ``hdr``; the length's checks
+        into ``too_long`` and ``empty``."""
+        byte = s.byte
+        with m.State("HUNT"):
             m.d.comb += self.i.ready.eq(1)
-            if self._timeout is not None:
-                m.d.comb += receiving.eq(1)
-                # ``timed_out`` without its ``receiving`` term, which is true here: the
-                # next-state logic does not wait for the OR of the receiving states.
-                with m.If(~self.i.valid & idle[-1]):
-                    m.next = "HUNT"
+            m.d.sync += s.crc.eq(CRC_INIT)             # overrides the update
+            with m.If(self.i.valid & (byte == SYNC)):     # ready is high here
+                m.next = "TYPE"
+        with m.State("TYPE"):
+            self._receive(m, s)
+            with m.If(self.i.valid):
+                m.d.sync += s.hdr.type.eq(byte)
+                m.next = "LEN_LO"
+        with m.State("LEN_LO"):
+            self._receive(m, s)
+            with m.If(self.i.valid):
+                m.d.sync += s.hdr.length[:8].eq(byte)
+                m.next = "LEN_HI"
+        with m.State("LEN_HI"):
+            self._receive(m, s)
+            with m.If(self.i.valid):
+                length = Cat(s.hdr.length[:8], byte)
+                m.d.sync += [s.hdr.length[8:].eq(byte), s.index.eq(0), s.rest.eq(length - 2),
+                             s.too_long.eq(length > self._max_length),
+                             s.empty.eq(length == 0)]
+                m.next = "LEN_CHECK"
 
-        with m.FSM():
-            with m.State("HUNT"):
-                m.d.comb += self.i.ready.eq(1)
-                m.d.sync += crc.eq(CRC_INIT)           # overrides the update above
-                with m.If(self.i.valid & (byte == SYNC)):     # ready is high here
-                    m.next = "TYPE"
-            with m.State("TYPE"):
-                receive()
-                with m.If(self.i.valid):
-                    m.d.sync += hdr.type.eq(byte)
-                    m.next = "LEN_LO"
-            with m.State("LEN_LO"):
-                receive()
-                with m.If(self.i.valid):
-                    m.d.sync += hdr.length[:8].eq(byte)
-                    m.next = "LEN_HI"
-            with m.State("LEN_HI"):
-                receive()
-                with m.If(self.i.valid):
-                    length = Cat(hdr.length[:8], byte)
-                    m.d.sync += [hdr.length[8:].eq(byte), index.eq(0), rest.eq(length - 2),
-                                 too_long.eq(length > self._max_length),
-                                 empty.eq(length == 0)]
-                    m.next = "LEN_CHECK"
-            # The length (and below, the CRC) is judged a clock after its last byte, from
-            # registers: the comparisons do not follow the UART's byte into the FSM.
-            with m.State("LEN_CHECK"):
-                with m.If(too_long):
-                    m.d.comb += self.length_error.eq(1)
-                    m.next = "HUNT"
-                with m.Elif(empty):
+    def _length_check_state(self, m, s):
+        """LEN_CHECK: drops a frame too long (``length_error``), or goes on to its payload."""
+        # The length (and below, the CRC) is judged a clock after its last byte, from
+        # registers: the comparisons do not follow the UART's byte into the FSM.
+        with m.State("LEN_CHECK"):
+            with m.If(s.too_long):
+                m.d.comb += self.length_error.eq(1)
+                m.next = "HUNT"
+            with m.Elif(s.empty):
+                m.next = "CRC_LO"
+            with m.Else():
+                m.next = "PAYLOAD"
+
+    def _payload_state(self, m, s):
+        """PAYLOAD: writes the payload bytes into the buffer."""
+        with m.State("PAYLOAD"):
+            self._receive(m, s)
+            m.d.comb += s.wr.en.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += [s.index.eq(s.index + 1), s.rest.eq(s.rest - 1)]
+                with m.If(s.rest[-1]):
                     m.next = "CRC_LO"
-                with m.Else():
-                    m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                receive()
-                m.d.comb += wr.en.eq(self.i.valid)
-                with m.If(self.i.valid):
-                    m.d.sync += [index.eq(index + 1), rest.eq(rest - 1)]
-                    with m.If(rest[-1]):
-                        m.next = "CRC_LO"
-            with m.State("CRC_LO"):
-                receive()
-                m.d.sync += crc.eq(crc)                # hold: the CRC bytes are not covered
-                with m.If(self.i.valid):
-                    m.d.sync += crc_lo.eq(byte)
-                    m.next = "CRC_HI"
-            with m.State("CRC_HI"):
-                receive()
-                m.d.sync += crc.eq(crc)
-                with m.If(self.i.valid):
-                    m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
-                    m.next = "CRC_CHECK"
-            with m.State("CRC_CHECK"):
-                # The read address is ``index`` itself (no multiplexer before the buffer's
-                # address: on the ECP5 that was the critical path): HEADER reads byte 0.
-                m.d.sync += index.eq(0)
-                with m.If(crc_ok):
-                    m.next = "HEADER"
-                with m.Else():
-                    m.d.comb += self.crc_error.eq(1)
-                    m.next = "HUNT"
-            with m.State("HEADER"):
-                # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
-                m.d.comb += [self.header.valid.eq(1), rd.en.eq(1)]
-                with m.If(self.header.ready):
-                    m.d.sync += [index.eq(1), rest.eq(hdr.length - 2)]
-                    with m.If(empty):
-                        m.next = "HUNT"
-                    with m.Else():
-                        m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += [self.o.valid.eq(1), rd.en.eq(self.o.ready)]
-                with m.If(self.o.ready):
-                    m.d.sync += [index.eq(index + 1), rest.eq(rest - 1)]
-                    with m.If(rest[-1]):
-                        m.next = "HUNT"
 
-        return m
+    def _crc_states(self, m, s):
+        """CRC_LO to CRC_CHECK: the two CRC bytes into ``crc_ok``, then the frame offered or
+        dropped (``crc_error``)."""
+        with m.State("CRC_LO"):
+            self._receive(m, s)
+            m.d.sync += s.crc.eq(s.crc)                # hold: the CRC bytes are not covered
+            with m.If(self.i.valid):
+                m.d.sync += s.crc_lo.eq(s.byte)
+                m.next = "CRC_HI"
+        with m.State("CRC_HI"):
+            self._receive(m, s)
+            m.d.sync += s.crc.eq(s.crc)
+            with m.If(self.i.valid):
+                m.d.sync += s.crc_ok.eq(Cat(s.crc_lo, s.byte) == s.crc)
+                m.next = "CRC_CHECK"
+        with m.State("CRC_CHECK"):
+            # The read address is ``index`` itself (no multiplexer before the buffer's
+            # address: on the ECP5 that was the critical path): HEADER reads byte 0.
+            m.d.sync += s.index.eq(0)
+            with m.If(s.crc_ok):
+                m.next = "HEADER"
+            with m.Else():
+                m.d.comb += self.crc_error.eq(1)
+                m.next = "HUNT"
+
+    def _hand_out_states(self, m, s):
+        """HEADER and SEND: drive ``header``, then ``o`` from the buffer."""
+        with m.State("HEADER"):
+            # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
+            m.d.comb += [self.header.valid.eq(1), s.rd.en.eq(1)]
+            with m.If(self.header.ready):
+                m.d.sync += [s.index.eq(1), s.rest.eq(s.hdr.length - 2)]
+                with m.If(s.empty):
+                    m.next = "HUNT"
+                with m.Else():
+                    m.next = "SEND"
+        with m.State("SEND"):
+            m.d.comb += [self.o.valid.eq(1), s.rd.en.eq(self.o.ready)]
+            with m.If(self.o.ready):
+                m.d.sync += [s.index.eq(s.index + 1), s.rest.eq(s.rest - 1)]
+                with m.If(s.rest[-1]):
+                    m.next = "HUNT"
 
 
 class FrameTx(wiring.Component):

@@ -229,8 +229,12 @@ class DeviceCore(wiring.Component):
         out_type = Signal(8, reset_less=True)
         out_len = Signal(16, reset_less=True)
         out_empty = Signal(reset_less=True)    # out_len == 0
-        left = Signal(16, reset_less=True)     # bytes still to move, minus one
-        last = Signal(reset_less=True)         # left == 0, registered with it
+        # Bytes still to move after this one, minus one: its sign bit says this byte is the
+        # last, with no comparison between the counter and the state machine. No frame is
+        # longer than ``max_payload`` (the receiver drops longer ones) or the answer, so the
+        # counter (a carry chain into the state machine) is no wider than that.
+        left = Signal(range(-2, max(self.max_payload, out_bytes)), reset_less=True)
+        last = left[-1]
 
         pending = Signal(8, reset_less=True)   # error code to report when idle
         has_pending = Signal()                 # pending != 0
@@ -381,9 +385,11 @@ class DeviceCore(wiring.Component):
         if self.selftest is not None:                  # the rise of ``done``: this run's end
             st = self.selftest
             r.selftest_payload = Cat(st.correct, st.total, st.cycles)
-            done_was = Signal()
-            m.d.sync += done_was.eq(st.done)
-            r.st_done = self._event(m, st.done & ~done_was, "st_done", "sync", ld)
+            # The rise registered: ``done`` comes from across the chip, and the request
+            # state machine's next state should not wait for its route and a LUT after it.
+            done_was, rise = Signal(), Signal()
+            m.d.sync += [done_was.eq(st.done), rise.eq(st.done & ~done_was)]
+            r.st_done = self._event(m, rise, "st_done", "sync", ld)
             m.d.comb += st.start.eq(self._event(m, r.st_request, "st_start", ld, "sync"))
         r.h_len = Signal(16, reset_less=True, name="h_len")
         m.d.comb += [frame_tx.header.payload.type.eq(r.out_type),
@@ -417,11 +423,11 @@ class DeviceCore(wiring.Component):
 
     @staticmethod
     def _count_from(m, r, length):
-        m.d[r.ld] += [r.left.eq(length - 1), r.last.eq(length == 1)]
+        m.d[r.ld] += r.left.eq(length - 2)
 
     @staticmethod
     def _count_down(m, r):
-        m.d[r.ld] += [r.left.eq(r.left - 1), r.last.eq(r.left == 1)]
+        m.d[r.ld] += r.left.eq(r.left - 1)
 
     @staticmethod
     def _answer(m, r, code=None):
@@ -435,19 +441,22 @@ class DeviceCore(wiring.Component):
         has_selftest = self.selftest is not None
         with m.State("IDLE"):
             m.d.comb += frame_rx.header.ready.eq(1)
+            hp = frame_rx.header.payload
+            # The header's registers load on every idle clock, the last time with the
+            # header: they are read only after it, and the handshake stays out of their
+            # enables.
+            is_selftest = Const(has_selftest) & (hp.type == FrameType.SELFTEST)
+            self._count_from(m, r, hp.length)
+            m.d[ld] += [
+                r.h_len.eq(hp.length),
+                r.req_sample.eq((hp.type == FrameType.SAMPLE) &
+                                (hp.length == self.sample_bytes)),
+                r.req_ping.eq(hp.type == FrameType.PING),
+                r.req_selftest.eq(is_selftest & (hp.length == 0)),
+                r.req_known.eq((hp.type == FrameType.SAMPLE) | is_selftest),
+                r.req_empty.eq(hp.length == 0),
+            ]
             with m.If(frame_rx.header.valid):
-                hp = frame_rx.header.payload
-                is_selftest = Const(has_selftest) & (hp.type == FrameType.SELFTEST)
-                self._count_from(m, r, hp.length)
-                m.d[ld] += [
-                    r.h_len.eq(hp.length),
-                    r.req_sample.eq((hp.type == FrameType.SAMPLE) &
-                                    (hp.length == self.sample_bytes)),
-                    r.req_ping.eq(hp.type == FrameType.PING),
-                    r.req_selftest.eq(is_selftest & (hp.length == 0)),
-                    r.req_known.eq((hp.type == FrameType.SAMPLE) | is_selftest),
-                    r.req_empty.eq(hp.length == 0),
-                ]
                 m.next = "DECODE"
             with m.Elif(r.has_pending):
                 m.d[ld] += r.has_pending.eq(0)
@@ -535,8 +544,8 @@ class DeviceCore(wiring.Component):
 
         with m.State("SEND_HEADER"):
             m.d.comb += frame_tx.header.valid.eq(1)
+            self._count_from(m, r, r.out_len)          # on every clock, as in IDLE
             with m.If(frame_tx.header.ready):
-                self._count_from(m, r, r.out_len)
                 with m.If(r.out_empty):
                     m.next = "IDLE"
                 with m.Elif(r.out_type == FrameType.PONG):

@@ -132,7 +132,6 @@ class FrameRx(wiring.Component):
         m = Module()
         s = self._signals()
         m.submodules.buffer = s.buffer
-        self._update_crc(m, s)
         m.d.comb += [
             self.header.payload.eq(s.hdr),
             self.o.payload.eq(s.rd.data),
@@ -160,7 +159,7 @@ class FrameRx(wiring.Component):
         s.byte = self.i.payload
         s.hdr = Signal(FrameHeader)
         s.crc = Signal(16, init=CRC_INIT)
-        s.crc_lo = Signal(8)
+        s.crc_lo_ok = Signal()         # the low CRC byte matched
         s.crc_ok = Signal()
         s.too_long = Signal()
         s.empty = Signal()             # length == 0
@@ -173,11 +172,11 @@ class FrameRx(wiring.Component):
             s.receiving = Signal()
         return s
 
-    def _update_crc(self, m, s):
-        """Drives ``crc`` over each byte taken on ``i`` (the states override it)."""
-        take = Signal()            # a byte is transferred on ``i`` this cycle
-        m.d.comb += take.eq(self.i.valid & self.i.ready)
-        with m.If(take):
+    def _cover(self, m, s):
+        """In the states whose bytes the CRC covers: ``crc`` over the byte taken."""
+        # ``i.ready`` is high in these states, so a byte is taken exactly when it is valid:
+        # the CRC's enable is a state bit and ``i.valid``, not the OR of the receiving states.
+        with m.If(self.i.valid):
             m.d.sync += s.crc.eq(crc16_byte(s.crc, s.byte))
 
     def _count_timeout(self, m, s):
@@ -215,26 +214,32 @@ class FrameRx(wiring.Component):
         byte = s.byte
         with m.State("HUNT"):
             m.d.comb += self.i.ready.eq(1)
-            m.d.sync += s.crc.eq(CRC_INIT)             # overrides the update
+            m.d.sync += s.crc.eq(CRC_INIT)
             with m.If(self.i.valid & (byte == SYNC)):     # ready is high here
                 m.next = "TYPE"
+        # Each header state loads its registers on every clock, not only with a byte: the
+        # last load is the byte's, as the state ends with it, and ``i.valid`` stays out of
+        # the registers' enables.
         with m.State("TYPE"):
             self._receive(m, s)
+            self._cover(m, s)
+            m.d.sync += s.hdr.type.eq(byte)
             with m.If(self.i.valid):
-                m.d.sync += s.hdr.type.eq(byte)
                 m.next = "LEN_LO"
         with m.State("LEN_LO"):
             self._receive(m, s)
+            self._cover(m, s)
+            m.d.sync += s.hdr.length[:8].eq(byte)
             with m.If(self.i.valid):
-                m.d.sync += s.hdr.length[:8].eq(byte)
                 m.next = "LEN_HI"
         with m.State("LEN_HI"):
             self._receive(m, s)
+            self._cover(m, s)
+            length = Cat(s.hdr.length[:8], byte)
+            m.d.sync += [s.hdr.length[8:].eq(byte), s.index.eq(0), s.rest.eq(length - 2),
+                         s.too_long.eq(length > self._max_length),
+                         s.empty.eq(length == 0)]
             with m.If(self.i.valid):
-                length = Cat(s.hdr.length[:8], byte)
-                m.d.sync += [s.hdr.length[8:].eq(byte), s.index.eq(0), s.rest.eq(length - 2),
-                             s.too_long.eq(length > self._max_length),
-                             s.empty.eq(length == 0)]
                 m.next = "LEN_CHECK"
 
     def _length_check_state(self, m, s):
@@ -254,6 +259,7 @@ class FrameRx(wiring.Component):
         """PAYLOAD: writes the payload bytes into the buffer."""
         with m.State("PAYLOAD"):
             self._receive(m, s)
+            self._cover(m, s)
             m.d.comb += s.wr.en.eq(self.i.valid)
             with m.If(self.i.valid):
                 m.d.sync += [s.index.eq(s.index + 1), s.rest.eq(s.rest - 1)]
@@ -265,15 +271,14 @@ class FrameRx(wiring.Component):
         dropped (``crc_error``)."""
         with m.State("CRC_LO"):
             self._receive(m, s)
-            m.d.sync += s.crc.eq(s.crc)                # hold: the CRC bytes are not covered
             with m.If(self.i.valid):
-                m.d.sync += s.crc_lo.eq(s.byte)
+                # Half the comparison per byte: 8 bits deep, not 16, behind the UART's byte.
+                m.d.sync += s.crc_lo_ok.eq(s.byte == s.crc[:8])
                 m.next = "CRC_HI"
         with m.State("CRC_HI"):
             self._receive(m, s)
-            m.d.sync += s.crc.eq(s.crc)
             with m.If(self.i.valid):
-                m.d.sync += s.crc_ok.eq(Cat(s.crc_lo, s.byte) == s.crc)
+                m.d.sync += s.crc_ok.eq(s.crc_lo_ok & (s.byte == s.crc[8:]))
                 m.next = "CRC_CHECK"
         with m.State("CRC_CHECK"):
             # The read address is ``index`` itself (no multiplexer before the buffer's
@@ -290,8 +295,9 @@ class FrameRx(wiring.Component):
         with m.State("HEADER"):
             # Prefetch byte 0 so that it sits on ``rd.data`` when the payload starts.
             m.d.comb += [self.header.valid.eq(1), s.rd.en.eq(1)]
+            m.d.sync += s.rest.eq(s.hdr.length - 2)      # on every clock: unused here
             with m.If(self.header.ready):
-                m.d.sync += [s.index.eq(1), s.rest.eq(s.hdr.length - 2)]
+                m.d.sync += s.index.eq(1)
                 with m.If(s.empty):
                     m.next = "HUNT"
                 with m.Else():
@@ -365,10 +371,12 @@ class FrameTx(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.header.ready.eq(1)
+                # Loaded on every idle clock, the last time with the header: no
+                # ``header.valid`` in the registers' enables.
+                m.d.sync += [hdr.eq(self.header.payload),
+                             rest.eq(self.header.payload.length - 2),
+                             nonempty.eq(self.header.payload.length != 0)]
                 with m.If(self.header.valid):
-                    m.d.sync += [hdr.eq(self.header.payload),
-                                 rest.eq(self.header.payload.length - 2),
-                                 nonempty.eq(self.header.payload.length != 0)]
                     m.next = "SYNC"
             with m.State("SYNC"):
                 emit(SYNC, "TYPE", cover=False)

@@ -123,7 +123,7 @@ class UARTRx(wiring.Component):
         falling edge of the start bit on ``rx`` (mid stop bit) and stays high until
         ``o.ready``.
         The receiver cannot stall the line: a byte that completes while ``o`` still holds
-        an unaccepted byte is dropped and ``overrun`` pulses. Consume within one character
+        a byte not taken before that clock is dropped and ``overrun`` pulses. Consume within one character
         time (10 * ``divisor`` cycles) to never lose a byte.
     framing_error : Out(1)
         One-cycle strobe: a stop bit was sampled low (break or baud mismatch). The byte is
@@ -194,7 +194,10 @@ class UARTRx(wiring.Component):
                 with m.Else():
                     with m.If(~line):
                         m.d.comb += self.framing_error.eq(1)
-                    with m.Elif(self.o.valid & ~self.o.ready):
+                    with m.Elif(self.o.valid):
+                        # Judged on ``o.valid`` alone (a byte taken in this very clock still
+                        # counts as unaccepted): no path from the consumer's ``ready`` into
+                        # the payload's enable.
                         m.d.comb += self.overrun.eq(1)
                     with m.Else():
                         m.d.sync += [self.o.payload.eq(shreg), self.o.valid.eq(1)]

@@ -373,13 +373,25 @@ class RecurrentCore(wiring.Component):
         counters are updated as a step leaves position 0, the character, state and LFSR as
         it leaves position ``K - 1`` (the step's result) for position 0 again."""
         m = Module()
-        self.cost = cost = Cost()
-        K, sampled = self.streams, self.shift is not None
+        self.cost = Cost()
         self._stage = 0
+        r = self._ring_signals()
+        self._ring_turn(m, r)
+        self._ring_port(m, r)
+        self._ring_step(m, r)
+        self._ring_counters(m, r)
+        self._ring_pass(m, r)
+        self._ring_result(m, r)
+        if r.state is not None:
+            self._ring_state(m, r)
+        self._ring_busy(m, r)
+        return m
 
-        turn = Signal(range(K), name="turn")
-        m.d.sync += turn.eq(Mux(turn == K - 1, 0, turn + 1))
-        m.d.comb += self.turn.eq(turn)
+    def _ring_signals(self):
+        """The ring's signals, shared by the parts below: ``turn``, the stream context at
+        every ring position, and position 0's ``feed``, ``step`` and ``mine``."""
+        K, sampled = self.streams, self.shift is not None
+        r = SimpleNamespace(K=K, sampled=sampled, turn=Signal(range(K), name="turn"))
 
         # The stream context at every ring position p (the stream turn - p mod K).
         def context(p):
@@ -391,46 +403,60 @@ class RecurrentCore(wiring.Component):
                 else None,
                 commit=Signal(name=f"commit_p{p}"), clear=Signal(name=f"clear_p{p}"),
                 take=Signal(name=f"take_p{p}"))
-        ring = [context(p) for p in range(K)]
+        r.ring = [context(p) for p in range(K)]
         per = 2 + self.count_bits + self.id_bits + 16 * sampled
-        cost.ff += K * per + 3 * (K - 1) + len(turn)
-        head, tail = ring[0], ring[-1]
+        self.cost.ff += K * per + 3 * (K - 1) + len(r.turn)
+        r.head, r.tail = r.ring[0], r.ring[-1]
+        r.feed = Signal(self.id_bits, name="feed")
+        r.step = Signal(name="step")
+        r.mine = Signal(name="mine")
+        return r
 
-        # Position 0: this stream's character in (prompt) or out (generated).
-        i, o = self.i, self.o
-        feed = Signal(self.id_bits, name="feed")
-        step = Signal(name="step")
-        mine = Signal(name="mine")
+    def _ring_turn(self, m, r):
+        """``turn``: the stream at ring position 0, counting ``0 .. K - 1`` round."""
+        m.d.sync += r.turn.eq(Mux(r.turn == r.K - 1, 0, r.turn + 1))
+        m.d.comb += self.turn.eq(r.turn)
+
+    def _ring_port(self, m, r):
+        """Position 0: this stream's character in (prompt) or out (generated): ``i.ready``,
+        ``o``, and the step's input ``feed`` and its ``step``."""
+        i, o, head = self.i, self.o, r.head
         m.d.comb += [
-            mine.eq(i.payload.stream == turn),
-            i.ready.eq(~head.gen & mine),
+            r.mine.eq(i.payload.stream == r.turn),
+            i.ready.eq(~head.gen & r.mine),
             o.valid.eq(head.gen),
             o.payload.char.eq(head.char),
-            o.payload.stream.eq(turn),
-            feed.eq(Mux(head.gen, head.char, i.payload.char)),
-            step.eq(Mux(head.gen, o.ready, i.valid & mine)),
+            o.payload.stream.eq(r.turn),
+            r.feed.eq(Mux(head.gen, head.char, i.payload.char)),
+            r.step.eq(Mux(head.gen, o.ready, i.valid & r.mine)),
         ]
-        cost.lut += self.id_bits + 4 + len(turn)
+        self.cost.lut += self.id_bits + 4 + len(r.turn)
 
+    def _ring_step(self, m, r):
+        """The step, cut by the ring's registers: hidden layer, readout and the choice of
+        the next character (``predict``); adds ``state``, ``new_state`` (at ring position
+        ``new_state_stage``), ``pick`` and the LFSR draw ``u`` to ``r``."""
         if self.sio:
-            state, new_state, acts = self._sioconv(m, feed)
+            r.state, r.new_state, acts = self._sioconv(m, r.feed)
         else:
-            state, new_state, acts = self._elman(m, feed)
-        new_state_stage = self._new_state_stage
+            r.state, r.new_state, acts = self._elman(m, r.feed)
+        r.new_state_stage = self._new_state_stage
         acts = self._cut(m, "act", acts, "act")
         logits = self._readout(m, acts)
         logits = self._cut(m, "logit", logits, "logit")
         if self.shift is None:
-            pick = self._argmax(m, logits)[1]
+            r.pick, r.u = self._argmax(m, logits)[1], None
         else:
-            u = self._draw(m, tail.lfsr)
-            pick = self._sample(m, logits, u)
-        assert self._stage == K - 1
-        m.d.comb += self.predict.eq(pick)
+            r.u = self._draw(m, r.tail.lfsr)
+            r.pick = self._sample(m, logits, r.u)
+        assert self._stage == r.K - 1
+        m.d.comb += self.predict.eq(r.pick)
 
-        # The counters of the stream leaving position 0, as K = 1 updates them.
-        nxt = ring[1]
-        last, count = i.payload.last, i.payload.count
+    def _ring_counters(self, m, r):
+        """Position 1: the counters of the stream leaving position 0, as K = 1 updates them,
+        and the step's ``commit``, ``clear`` and ``take``."""
+        head, nxt, step = r.head, r.ring[1], r.step
+        last, count = self.i.payload.last, self.i.payload.count
         ending = Mux(head.gen, head.remaining == 1, last & (count == 0))
         m.d.sync += [nxt.gen.eq(head.gen), nxt.started.eq(head.started),
                      nxt.remaining.eq(head.remaining), nxt.char.eq(head.char),
@@ -445,53 +471,63 @@ class RecurrentCore(wiring.Component):
                 m.d.sync += [nxt.gen.eq(1), nxt.remaining.eq(count)]
             with m.Else():
                 m.d.sync += nxt.started.eq(1)
-        cost.lut += self.count_bits + 6
-        if sampled:
+        self.cost.lut += self.count_bits + 6
+        if r.sampled:
             m.d.sync += nxt.lfsr.eq(head.lfsr)
-        # Positions 1 .. K - 2 pass everything on.
-        for a, b in zip(ring[1:-1], ring[2:]):
+
+    def _ring_pass(self, m, r):
+        """Positions 2 .. K - 1: positions 1 .. K - 2 pass everything on."""
+        for a, b in zip(r.ring[1:-1], r.ring[2:]):
             m.d.sync += [b.gen.eq(a.gen), b.started.eq(a.started),
                          b.remaining.eq(a.remaining), b.char.eq(a.char),
                          b.commit.eq(a.commit), b.clear.eq(a.clear), b.take.eq(a.take)]
-            if sampled:
+            if r.sampled:
                 m.d.sync += b.lfsr.eq(a.lfsr)
-        # Position K - 1 -> 0: the step's result, or (no step) the stream as it was.
+
+    def _ring_result(self, m, r):
+        """Position K - 1 -> 0: the step's result (character and LFSR), or (no step) the
+        stream as it was."""
+        head, tail = r.head, r.tail
         m.d.sync += [head.gen.eq(tail.gen), head.started.eq(tail.started),
                      head.remaining.eq(tail.remaining),
-                     head.char.eq(Mux(tail.take, pick, tail.char))]
-        cost.lut += self.id_bits
-        if sampled:
+                     head.char.eq(Mux(tail.take, r.pick, tail.char))]
+        self.cost.lut += self.id_bits
+        if r.sampled:
             # The seed of the stream at position K - 1: turn + 1 (mod K).
             seed = Signal(16, name="tail_seed")
-            with m.Switch(turn):
-                for s in range(K):
+            with m.Switch(r.turn):
+                for s in range(r.K):
                     with m.Case(s):
-                        m.d.comb += seed.eq(self.seeds[(s + 1) % K])
-            m.d.sync += head.lfsr.eq(Mux(tail.clear, seed, Mux(tail.take, u, tail.lfsr)))
-            cost.lut += 2 * 16
-        if state is not None:
-            # The old state rides along with the step, for a step that does not happen.
-            states = [state]
-            for p in range(1, K):
-                s = Signal.like(state, name=f"state_p{p}")
-                m.d.sync += s.eq(states[-1])
-                states.append(s)
-            cost.ff += (K - 1) * len(state)
-            new_state = self._delay(m, new_state, K - 1 - new_state_stage, "new_state")
-            with m.If(tail.clear):
-                m.d.sync += state.eq(0)
-            with m.Elif(tail.commit):
-                m.d.sync += state.eq(new_state)
-            with m.Else():
-                m.d.sync += state.eq(states[-1])
-            cost.lut += len(state)
+                        m.d.comb += seed.eq(self.seeds[(s + 1) % r.K])
+            m.d.sync += head.lfsr.eq(Mux(tail.clear, seed, Mux(tail.take, r.u, tail.lfsr)))
+            self.cost.lut += 2 * 16
 
-        # Stream s is at position (turn - s) mod K.
-        for s in range(K):
-            at = [(turn == (s + p) % K) & (c.gen | c.started) for p, c in enumerate(ring)]
+    def _ring_state(self, m, r):
+        """The recurrent state register, written as a step leaves position ``K - 1``: zero
+        at the end of a session, the new state of a step that commits, else the old state."""
+        K, state = r.K, r.state
+        # The old state rides along with the step, for a step that does not happen.
+        states = [state]
+        for p in range(1, K):
+            s = Signal.like(state, name=f"state_p{p}")
+            m.d.sync += s.eq(states[-1])
+            states.append(s)
+        self.cost.ff += (K - 1) * len(state)
+        new_state = self._delay(m, r.new_state, K - 1 - r.new_state_stage, "new_state")
+        with m.If(r.tail.clear):
+            m.d.sync += state.eq(0)
+        with m.Elif(r.tail.commit):
+            m.d.sync += state.eq(new_state)
+        with m.Else():
+            m.d.sync += state.eq(states[-1])
+        self.cost.lut += len(state)
+
+    def _ring_busy(self, m, r):
+        """``busy``: stream ``s`` is at position ``(turn - s) mod K``."""
+        for s in range(r.K):
+            at = [(r.turn == (s + p) % r.K) & (c.gen | c.started) for p, c in enumerate(r.ring)]
             m.d.comb += self.busy[s].eq(Cat(*at).any())
-        cost.lut += K
-        return m
+        self.cost.lut += r.K
 
     def _tree(self, m, site, n_terms):
         """An :class:`AdderTree` for sums of up to ``n_terms`` terms, and its register levels:

@@ -1,5 +1,7 @@
 """On-chip self-test: replay a stored test split through the pipeline and count hits."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -111,67 +113,89 @@ class SelfTest(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n = self.n_samples
+        s = self._signals(m, *self._storage(m))
+        self._sample_reader(m, s)
+        self._result_counter(m, s, *self._comparison(m, s))
+        self._control(m, s)
+        return m
+
+    def _storage(self, m):
+        """The sample and label memories (block RAM or logic); returns the sample read port,
+        the label address and the label as read."""
         if self.storage == "logic":
             m.submodules.sample_rom = sample_rd = self._sample_rom
             m.submodules.label_rom = label_rom = self._label_rom
             m.d.comb += label_rom.en.eq(1)
-            label_addr, label_data = label_rom.addr, label_rom.data
-        else:
-            m.submodules.sample_mem = sample_mem = Memory(
-                shape=unsigned(self.sample_bits), depth=n, init=self._packed())
-            # Block RAM even though it is small: as logic, yosys builds a read multiplexer N
-            # entries wide, many LUT levels deep on the path from ``seen``.
-            m.submodules.label_mem = label_mem = Memory(
-                shape=self.label_shape, depth=n, init=self._labels,
-                attrs={"rom_style": "block"})
-            sample_rd = sample_mem.read_port()
-            label_rd = label_mem.read_port()
-            label_addr = label_rd.addr
-            label_data = Signal.like(label_rd.data, reset_less=True)
-            m.d.sync += label_data.eq(label_rd.data)
+            return sample_rd, label_rom.addr, label_rom.data
+        m.submodules.sample_mem = sample_mem = Memory(
+            shape=unsigned(self.sample_bits), depth=self.n_samples, init=self._packed())
+        # Block RAM even though it is small: as logic, yosys builds a read multiplexer N
+        # entries wide, many LUT levels deep on the path from ``seen``.
+        m.submodules.label_mem = label_mem = Memory(
+            shape=self.label_shape, depth=self.n_samples, init=self._labels,
+            attrs={"rom_style": "block"})
+        sample_rd = sample_mem.read_port()
+        label_rd = label_mem.read_port()
+        label_data = Signal.like(label_rd.data, reset_less=True)
+        m.d.sync += label_data.eq(label_rd.data)
+        return sample_rd, label_rd.addr, label_data
 
-        running = Signal()
+    def _signals(self, m, sample_rd, label_addr, label_data):
+        """The run's flags, counters and addresses, shared by the parts below; drives
+        ``busy``, ``i.ready`` and the count outputs from them."""
+        n = self.n_samples
+        s = SimpleNamespace(sample_rd=sample_rd, label_addr=label_addr, label_data=label_data)
+        s.running = Signal(name="running")
         # Counters and addresses have no reset: ``start`` clears them, registered first (as
         # ``go``), so that their clear is one flip-flop's net, not the reset ORed with logic
         # (on the ECP5 that had been a LUT-fed 4.4 ns route). The results are read only once
         # ``done``.
-        go = Signal()
-        addr = Signal(range(n + 1), reset_less=True)          # next sample to read
-        more = Signal()                                       # addr < n
-        seen = Signal(range(n + 1), reset_less=True)          # results taken so far
+        s.go = Signal(name="go")
+        s.addr = Signal(range(n + 1), name="addr", reset_less=True)     # next sample to read
+        s.more = Signal(name="more")                                    # addr < n
+        s.seen = Signal(range(n + 1), name="seen", reset_less=True)     # results taken so far
         # ``correct`` and ``total`` never pass ``n``: counters that wide, not 32 bits, keep
         # their carry chains short.
-        correct, total = (Signal(range(n + 1), name=name, reset_less=True)
-                          for name in ("correct", "total"))
-        cycles = Signal(32, reset_less=True)
-        m.d.comb += [self.busy.eq(running), self.i.ready.eq(1), self.correct.eq(correct),
-                     self.total.eq(total), self.cycles.eq(cycles)]
+        s.correct, s.total = (Signal(range(n + 1), name=name, reset_less=True)
+                              for name in ("correct", "total"))
+        s.cycles = Signal(32, name="cycles", reset_less=True)
+        m.d.comb += [self.busy.eq(s.running), self.i.ready.eq(1), self.correct.eq(s.correct),
+                     self.total.eq(s.total), self.cycles.eq(s.cycles)]
+        s.valid = [Signal(name=f"sample_valid{k}") for k in range(self.sample_latency)]
+        return s
 
+    def _sample_reader(self, m, s):
+        """The sample memory's read address and enable, and ``o``: the samples in order, with
+        a valid flag per read stage."""
         # The read's output register is the stream's payload register: the read (every
         # stage of it) only moves when the pipeline takes the sample on ``o`` (or when ``o``
         # is empty), and a valid flag moves along with each stage.
-        valid = [Signal(name=f"sample_valid{k}") for k in range(self.sample_latency)]
+        n, rd, valid, running, addr, more = (self.n_samples, s.sample_rd, s.valid, s.running,
+                                             s.addr, s.more)
         m.d.comb += [
-            sample_rd.en.eq(~self.o.valid | self.o.ready),
-            sample_rd.addr.eq(addr if not self.idle_zero else Mux(running & more, addr, n)),
-            self.o.payload.eq(sample_rd.data),
+            rd.en.eq(~self.o.valid | self.o.ready),
+            rd.addr.eq(addr if not self.idle_zero else Mux(running & more, addr, n)),
+            self.o.payload.eq(rd.data),
             self.o.valid.eq(valid[-1]),
         ]
-        with m.If(sample_rd.en):
+        with m.If(rd.en):
             m.d.sync += [valid[0].eq(running & more),
                          *(valid[k].eq(valid[k - 1]) for k in range(1, len(valid)))]
             with m.If(running & more):
                 m.d.sync += [addr.eq(addr + 1), more.eq(addr != n - 1)]
 
+    def _comparison(self, m, s):
+        """The label read address, each result delayed to meet its label, and their
+        registered comparison; returns ``take`` (a result taken now) and the registered
+        ``hit``, ``take`` and ``last`` of the comparison."""
         # Results arrive in order, so result ``seen`` is compared with label ``seen``. A
         # result is delayed along while its label is read (``label_latency`` clocks: from
         # block RAM its read and a register, so that the memory's output, 5.6 ns on the
         # ECP5, does not go through the comparison), and the two are compared on the clock
         # after: no path from the pipeline's output into the label memory's address.
-        take = Signal()
-        m.d.comb += [take.eq(running & self.i.valid), label_addr.eq(seen)]
-        q_take, q_last = take, take & (seen == n - 1)
+        take = Signal(name="take")
+        m.d.comb += [take.eq(s.running & self.i.valid), s.label_addr.eq(s.seen)]
+        q_take, q_last = take, take & (s.seen == self.n_samples - 1)
         q_cls = self.i.payload.cls
         for k in range(self.label_latency):
             r_take, r_last = Signal(name=f"take{k}"), Signal(name=f"last{k}")
@@ -182,24 +206,31 @@ class SelfTest(wiring.Component):
         # 32-bit counter's carry chain in the same clock (the iCE40 digits_lut top's
         # critical path, 19.3 ns).
         hit, c_take, c_last = Signal(), Signal(), Signal()
-        m.d.sync += [hit.eq(q_take & (q_cls == label_data)), c_take.eq(q_take),
+        m.d.sync += [hit.eq(q_take & (q_cls == s.label_data)), c_take.eq(q_take),
                      c_last.eq(q_last)]
-        with m.If(take):
-            m.d.sync += seen.eq(seen + 1)
-        with m.If(c_take):
-            m.d.sync += total.eq(total + 1)
-            with m.If(c_last):
-                m.d.sync += [running.eq(0), self.done.eq(1)]
-        with m.If(hit):
-            m.d.sync += correct.eq(correct + 1)
-        with m.If(running):
-            m.d.sync += cycles.eq(cycles + 1)
+        return take, hit, c_take, c_last
 
-        m.d.sync += go.eq(self.start & ~running & ~go)
-        with m.If(go):
+    def _result_counter(self, m, s, take, hit, c_take, c_last):
+        """``seen``, ``total``, ``correct`` and ``cycles``, and the end of the run
+        (``running`` low, ``done`` high) at the last result's comparison."""
+        with m.If(take):
+            m.d.sync += s.seen.eq(s.seen + 1)
+        with m.If(c_take):
+            m.d.sync += s.total.eq(s.total + 1)
+            with m.If(c_last):
+                m.d.sync += [s.running.eq(0), self.done.eq(1)]
+        with m.If(hit):
+            m.d.sync += s.correct.eq(s.correct + 1)
+        with m.If(s.running):
+            m.d.sync += s.cycles.eq(s.cycles + 1)
+
+    def _control(self, m, s):
+        """``go``, ``start`` registered, and the start of a run: ``running`` high, ``done``
+        low, the counters, address and valid flags cleared."""
+        m.d.sync += s.go.eq(self.start & ~s.running & ~s.go)
+        with m.If(s.go):
             m.d.sync += [
-                running.eq(1), self.done.eq(0), addr.eq(0), more.eq(1), seen.eq(0),
-                correct.eq(0), total.eq(0), cycles.eq(0),
-                *(v.eq(0) for v in valid),
+                s.running.eq(1), self.done.eq(0), s.addr.eq(0), s.more.eq(1), s.seen.eq(0),
+                s.correct.eq(0), s.total.eq(0), s.cycles.eq(0),
+                *(v.eq(0) for v in s.valid),
             ]
-        return m

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -275,6 +276,10 @@ def test_stream_parameters_are_checked(iyoshi_models):
     assert six.cuts == DEFAULT_CUTS["sampled"][6] and six.estimate().ff > 0
     one, two = (RecurrentCore(model, streams=k).estimate() for k in (1, 2))
     assert two.ff > one.ff + 8 * 4                  # the act registers and the ring
+    # One stream's seed may be given as a one-element tuple, as for K streams.
+    as_int, as_tuple = (rtlil.convert(RecurrentCore(model, shift=1, seed=s), emit_src=False)
+                        for s in (0x1234, (0x1234,)))
+    assert as_int == as_tuple and f"16'{0x1234:016b}" in as_int    # the LFSR's init
 
 
 def test_generate_streams_is_independent_runs(iyoshi_models):

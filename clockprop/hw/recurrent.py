@@ -284,7 +284,7 @@ class RecurrentCore(wiring.Component):
         started = Signal()                              # prompt under way
         remaining = Signal(self.count_bits)
         char = Signal(self.id_bits)                     # the character on o, fed back
-        lfsr = Signal(16, init=self.seed)
+        lfsr = Signal(16, init=self.seeds[0])
         cost.ff += 2 + self.count_bits + self.id_bits + (16 if self.shift is not None else 0)
 
         feed = Signal(self.id_bits)
@@ -310,7 +310,7 @@ class RecurrentCore(wiring.Component):
         else:
             u = self._draw(m, lfsr)
             pick = self._sample(m, logits, u)
-            draw, reseed = [lfsr.eq(u)], [lfsr.eq(self.seed)]
+            draw, reseed = [lfsr.eq(u)], [lfsr.eq(self.seeds[0])]
 
         m.d.comb += self.predict.eq(pick)
 

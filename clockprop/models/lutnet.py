@@ -9,8 +9,8 @@ C`` neurons per class, so class ``c``'s logit is ``sum of T_j[code_j]`` over its
 With ``redraw`` the weakest neurons get new inputs three times during training (at a fifth,
 two fifths and three fifths of the epochs, before QAT): in each class, that fraction of its
 neurons whose values vary least over the training split, with their tables emptied. Digits,
-400 tables of 2 inputs (``configs/digits_lut.toml``): 95.87% on average over split seeds 0-4
-with ``redraw = 0.5``, 93.47% without.
+400 tables of 2 inputs (``configs/digits_lut.toml``): 96.09% on average over split seeds 0-4
+with ``redraw = 0.5``, 93.60% without.
 
 Training is the delta rule on the one-hot codes. Every entry is a weight whose input is 1 when
 the sample's code selects it and 0 otherwise (the one-hot code is the layer's activated

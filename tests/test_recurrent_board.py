@@ -275,6 +275,24 @@ def test_cli_generates_on_the_simulated_board(model_dir, how):
     assert "30 characters in 30 clocks (1.000 per clock)" in board.stderr
 
 
+def test_cli_generates_several_prompts_on_the_streams(model_dir):
+    """One --prompt per stream: the board's K-stream core answers them in one request, each
+    text the golden model's (the software run of the same prompts)."""
+    model = ["--model", "build/iy/recurrent.json", "--prompt", "いよ", "--prompt", "し",
+             "-n", "12"]
+    soft = clockprop(model_dir, "generate", *model)
+    board = clockprop(model_dir, "generate", *model, "--port", "sim", "--streams", "2")
+    assert soft.returncode == 0 and board.returncode == 0, board.stderr
+    lines = board.stdout.splitlines()
+    assert board.stdout == soft.stdout and [len(x) for x in lines] == [14, 13]
+    assert lines[0].startswith("いよ") and lines[1].startswith("し")
+    assert "2 prompts of 3 characters" in board.stderr
+    assert "board text equals the golden model's" in board.stderr
+    assert_clean_error(clockprop(model_dir, "generate", *model, "--prompt", "い",
+                                 "--port", "sim", "--streams", "2"),
+                       "3 prompts for a board of 2 streams")
+
+
 def test_cli_bad_input(model_dir):
     model = ["--model", "build/iy/recurrent.json"]
     assert_clean_error(clockprop(model_dir, "generate", *model, "--port", "sim",

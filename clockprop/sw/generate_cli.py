@@ -1,7 +1,7 @@
 """``clockprop generate``: train (or load) a recurrent character model and generate text.
 
     clockprop generate [--corpus iyoshi|prose|FILE] [--cell elman|reservoir|sioconv]
-                       [--no-context] [--prompt TEXT] [-n N] [--temperature T | --shift S]
+                       [--no-context] [--prompt TEXT ...] [-n N] [--temperature T | --shift S]
                        [--backend software|sim] [--board NAME] [--model FILE]
                        [--port sim|/dev/ttyUSB1] [--lfsr-seed S]
 
@@ -275,8 +275,9 @@ def _board_link(args, model, vocab):
                 max_payload=longest)
 
 
-def _generate_on_board(args, model, vocab, prompt, golden, name):
-    """``--port``: the text from the board and its summary (compared with ``golden``)."""
+def _generate_on_board(args, model, vocab, prompts, goldens, name):
+    """``--port``: the texts from the board, one per prompt (several prompts go to the
+    core's streams in one request), and their summary (compared with ``goldens``)."""
     report = BUILD / name / (args.board or "-") / "report.json"
     if args.streams is None and args.board and report.exists():
         try:
@@ -284,14 +285,23 @@ def _generate_on_board(args, model, vocab, prompt, golden, name):
         except json.JSONDecodeError:
             pass
     with _board_link(args, model, vocab) as link:
-        reply = BoardGenerator(link, model, vocab, streams=args.streams or 1).generate(
-            prompt, args.n, shift=args.shift_value, seed=args.lfsr_seed)
+        board = BoardGenerator(link, model, vocab, streams=args.streams or 1)
+        if len(prompts) == 1:
+            reply = board.generate(prompts[0], args.n, shift=args.shift_value,
+                                   seed=args.lfsr_seed)
+            texts = [reply.text]
+        else:
+            texts, reply = board.generate_streams(prompts, args.n, shift=args.shift_value,
+                                                  seed=args.lfsr_seed)
         resends = link.resends
-    summary = {"port": args.port, "text_equal": reply.text == golden, "golden_text": golden,
+    summary = {"port": args.port, "text_equal": texts == goldens,
+               "golden_text": goldens[0] if len(goldens) == 1 else goldens,
                "prime_cycles": reply.prime_cycles, "gen_cycles": reply.gen_cycles,
                "chars_per_clock": reply.chars_per_clock if args.n else None,
                "resends": resends}
-    line = (f"generate: board: prompt of {len(prompt)} characters in {reply.prime_cycles} "
+    prompt_chars = sum(len(p) for p in prompts)
+    what = "prompt" if len(prompts) == 1 else f"{len(prompts)} prompts"
+    line = (f"generate: board: {what} of {prompt_chars} characters in {reply.prime_cycles} "
             f"clocks, {len(reply.text)} characters in {reply.gen_cycles} clocks")
     if args.n:
         line += f" ({reply.chars_per_clock:.3f} per clock)"
@@ -305,10 +315,11 @@ def _generate_on_board(args, model, vocab, prompt, golden, name):
             summary["chars_per_s_at_fmax"] = reply.chars_per_clock * fmax * 1e6
             line += (f"; at the build's fmax {fmax:.1f} MHz: "
                      f"{fmax * reply.chars_per_clock:.1f} M characters/s")
-    if (args.streams or 1) > 1:
-        line += f"; the board's core has {args.streams} streams, this prompt took stream 0"
+    if (args.streams or 1) > len(prompts):
+        line += (f"; the board's core has {args.streams} streams, these prompts took "
+                 f"{len(prompts)}")
     _log(line)
-    return reply.text, summary
+    return texts, summary
 
 
 def bitstream_recurrent(path, args):
@@ -534,10 +545,14 @@ def cmd_generate(args):
                  f"{r['integer']['bpc']:.4f}")
         _log(f"generate: integer model ({chosen.replace('_', ' ')}) -> {path}")
 
-    prompt = args.prompt if args.prompt is not None else vocab.chars[0]
-    if not prompt:
-        raise ClockpropError("the prompt is empty; give at least one character to start from")
-    vocab.encode(prompt, "prompt")                  # a clear error before any simulation
+    prompts = args.prompt or [vocab.chars[0]]
+    for prompt in prompts:
+        if not prompt:
+            raise ClockpropError("the prompt is empty; give at least one character to start "
+                                 "from")
+        vocab.encode(prompt, "prompt")              # a clear error before any simulation
+    if args.vcd and len(prompts) > 1:
+        raise ClockpropError("--vcd writes the waveform of one simulation: give one --prompt")
     if args.temperature is not None:
         args.shift_value = temperature_shift(model, args.temperature)
     else:
@@ -548,43 +563,57 @@ def cmd_generate(args):
             else f"sampling, temperature shift {args.shift_value}, LFSR seed {args.lfsr_seed}")
     _board_check(args, model)
 
-    golden = generate(model, vocab, prompt, args.n, shift=args.shift_value, seed=args.lfsr_seed)
-    generation = {"backend": args.backend, "mode": mode, "prompt": prompt, "text": golden}
-    text = golden
+    goldens = [generate(model, vocab, p, args.n, shift=args.shift_value, seed=args.lfsr_seed)
+               for p in prompts]
+    generation = {"backend": args.backend, "mode": mode, "prompt": prompts[0],
+                  "text": goldens[0]}
+    if len(prompts) > 1:
+        generation.update(prompts=prompts, texts=goldens)
+    texts = goldens
     if args.backend == "sim":
-        from ..sim.recurrent_sim import generate_sim
-        _log(f"generate: simulating the recurrent core for {len(prompt)} + {args.n} clocks")
-        text, result = generate_sim(model, vocab, prompt, args.n, shift=args.shift_value,
-                                    seed=args.lfsr_seed, vcd=args.vcd)
-        session = result.sessions[0]
-        generation["text"] = text
-        generation["gateware"] = {
-            "text_equal": text == golden, "golden_text": golden,
-            "chars_per_clock": session.chars_per_clock if args.n else None,
-            "latency_cycles": session.latency, "gen_clocks": session.gen_clocks,
-            "sim_cycles": result.cycles, "sim_seconds": result.seconds,
-            "lut_estimate": result.cost.lut, "ff_estimate": result.cost.ff,
-        }
-        _log(f"generate: gateware text {'equals' if text == golden else 'DIFFERS FROM'} the "
-             f"golden model's; {generation['gateware']['chars_per_clock'] or 0:.3f} "
-             f"characters per clock, {result.cycles} clocks in {result.seconds:.1f} s")
-    board_text = None
+        texts, gateware = zip(*(_simulate(args, model, vocab, p, g)
+                                for p, g in zip(prompts, goldens)))
+        texts = list(texts)
+        generation["text"] = texts[0]
+        generation["gateware"] = gateware[0] if len(prompts) == 1 else list(gateware)
+    board_texts = None
     if args.port:
-        board_text, generation["board"] = _generate_on_board(args, model, vocab, prompt,
-                                                             golden, name)
-        _log(f"generate: board text {'equals' if board_text == golden else 'DIFFERS FROM'} "
+        board_texts, generation["board"] = _generate_on_board(args, model, vocab, prompts,
+                                                              goldens, name)
+        _log(f"generate: board text {'equals' if board_texts == goldens else 'DIFFERS FROM'} "
              f"the golden model's")
     if summary is not None:
         summary["generation"] = generation
         paths = _write_report(name, summary, summary["runs"])
         _log(f"generate: report {', '.join(map(str, paths))}")
-    print(prompt + (text if board_text is None else board_text), flush=True)
-    if board_text is not None:
-        check_board_text(board_text, golden)
-    if text != golden:
+    for prompt, text in zip(prompts, board_texts or texts):
+        print(prompt + text, flush=True)
+    for text, golden in zip(board_texts or (), goldens):
+        check_board_text(text, golden)
+    if texts != goldens:
         raise ClockpropError("the simulated gateware disagrees with the golden model; this "
                              "is a bug, please report it with the model file")
     return generation
+
+
+def _simulate(args, model, vocab, prompt, golden):
+    """``--backend sim``: the simulated core's text for ``prompt`` and its summary."""
+    from ..sim.recurrent_sim import generate_sim
+    _log(f"generate: simulating the recurrent core for {len(prompt)} + {args.n} clocks")
+    text, result = generate_sim(model, vocab, prompt, args.n, shift=args.shift_value,
+                                seed=args.lfsr_seed, vcd=args.vcd)
+    session = result.sessions[0]
+    gateware = {
+        "text_equal": text == golden, "golden_text": golden,
+        "chars_per_clock": session.chars_per_clock if args.n else None,
+        "latency_cycles": session.latency, "gen_clocks": session.gen_clocks,
+        "sim_cycles": result.cycles, "sim_seconds": result.seconds,
+        "lut_estimate": result.cost.lut, "ff_estimate": result.cost.ff,
+    }
+    _log(f"generate: gateware text {'equals' if text == golden else 'DIFFERS FROM'} the "
+         f"golden model's; {gateware['chars_per_clock'] or 0:.3f} characters per clock, "
+         f"{result.cycles} clocks in {result.seconds:.1f} s")
+    return text, gateware
 
 
 def register(sub):
@@ -603,7 +632,10 @@ def register(sub):
     sp.add_argument("--weight-bits", type=int, default=8)
     sp.add_argument("--no-context", action="store_true",
                     help="generate with the ablation (context forced to zero)")
-    sp.add_argument("--prompt", help="start text (default: the first vocabulary character)")
+    sp.add_argument("--prompt", action="append",
+                    help="start text (default: the first vocabulary character); give it "
+                         "once per stream to generate several texts: on a board (--port), "
+                         "one request to its core's streams (bitstream --streams)")
     sp.add_argument("-n", type=int, default=40, help="characters to generate (default 40)")
     how = sp.add_mutually_exclusive_group()
     how.add_argument("--temperature", type=float,

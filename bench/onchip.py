@@ -44,12 +44,11 @@ from pathlib import Path
 import numpy as np
 
 from clockprop.boards.train_top import TrainDeviceCore, stored_split
-from clockprop.sim.train_sim import check_weights, simulate_training
+from clockprop.sim.train_sim import check_weights, simulate_training, train_alongside
 from clockprop.models.datasets import load_dataset
 from clockprop.core.errors import ClockpropError
 from clockprop.models.inttrain import (ONCHIP_DIGITS, ONCHIP_ECP5, ONCHIP_FOLD, ONCHIP_UP5K,
-                                   IntTrainConfig, IntTrainer, lr_schedule, sample_order,
-                                   train_int)
+                                   IntTrainConfig, IntTrainer, train_int)
 
 ASSUMED_MHZ = 50.0
 RANDOM_NETS = {
@@ -148,30 +147,9 @@ def estimates(out, data):
 def gateware_curve(cfg, data, steps, points, fold):
     """The first ``steps`` samples of seed 0's sequence through the unit, read back at
     ``points`` moments; the host's and the chip's test accuracy there."""
-    fmt = cfg.fmt
-    a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
-    order, lrs = sample_order(cfg, len(a_train))[:steps], lr_schedule(cfg, len(a_train))[:steps]
-    host = IntTrainer(cfg, data.n_inputs, data.n_classes)
-    chip = copy.deepcopy(host)
-    bounds = np.unique(np.linspace(0, steps, points + 1).astype(int))
-    curve = [{"step": 0, "host_test_acc": host.accuracy(a_test, data.y_test),
-              "chip_test_acc": chip.accuracy(a_test, data.y_test)}]
-    seconds = cycles = 0
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = order[lo:hi]
-        result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx],
-                                   lr=lrs[lo:hi], serial=True, fold=fold)
-        host.train_steps(a_train[idx], data.y_train[idx], lrs[lo:hi])
-        check_weights(host, result)
-        chip.v = [w.copy() for w in result.weights]
-        chip.lfsr.state = result.lfsr
-        seconds += result.seconds
-        cycles += result.cycles
-        curve.append({"step": int(hi), "host_test_acc": host.accuracy(a_test, data.y_test),
-                      "chip_test_acc": chip.accuracy(a_test, data.y_test)})
-        _log(f"gateware: {hi}/{steps} samples, weights equal, test "
-             f"{100 * curve[-1]['chip_test_acc']:.2f}% ({result.cycles_per_second:.0f} "
-             f"clocks/s simulated)")
+    _, curve, seconds, cycles = train_alongside(
+        cfg, data, steps, points, serial=True, fold=fold,
+        progress=lambda message: _log(f"gateware: {message}"))
     return {"steps": int(steps), "fold": fold, "weights_equal": True, "curve": curve,
             "sim_seconds": round(seconds, 1), "sim_cycles": int(cycles),
             "sim_clocks_per_s": round(cycles / max(seconds, 1e-9), 1)}

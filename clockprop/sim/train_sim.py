@@ -18,7 +18,8 @@ from ..core.errors import ClockpropError
 from .pysim import run_testbench
 from ..core.words import pack, unpack
 
-__all__ = ["TrainSimResult", "simulate_training", "check_weights", "unpack_weights"]
+__all__ = ["TrainSimResult", "simulate_training", "check_weights", "unpack_weights",
+           "train_alongside"]
 
 
 @dataclass
@@ -152,3 +153,48 @@ def check_weights(trainer, result):
     if trainer.cfg.rounding == "lfsr" and result.lfsr != trainer.lfsr.state:
         raise ClockpropError(f"read-back: the chip's LFSR state {result.lfsr:#06x} differs from "
                              f"the host's {trainer.lfsr.state:#06x}")
+
+
+def train_alongside(cfg, data, steps, points, *, serial=False, fold=1, progress=None):
+    """The integer trainer and the gateware side by side over the first ``steps`` samples of
+    ``cfg``'s training sequence on ``data``, in ``points`` chunks: after each, the gateware's
+    weights are read back and checked equal (:func:`check_weights`), and both test
+    accuracies go on the curve.
+
+    Returns ``(host, curve, seconds, cycles)``: the trainer after the steps, the curve
+    (``step``, ``host_test_acc``, ``chip_test_acc``), and the simulation's seconds and
+    clocks. ``progress(message)`` hears about every chunk.
+    """
+    import copy
+    from ..models.inttrain import IntTrainer, lr_schedule, sample_order
+    fmt = cfg.fmt
+    a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
+    order = sample_order(cfg, len(a_train))[:steps]
+    lrs = lr_schedule(cfg, len(a_train))[:steps]
+    steps = len(order)
+    host = IntTrainer(cfg, data.n_inputs, data.n_classes)
+    chip = copy.deepcopy(host)
+
+    def row(step):
+        return {"step": int(step), "host_test_acc": host.accuracy(a_test, data.y_test),
+                "chip_test_acc": chip.accuracy(a_test, data.y_test)}
+
+    curve = [row(0)]
+    seconds = cycles = 0
+    bounds = np.unique(np.linspace(0, steps, points + 1).astype(int))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        idx = order[lo:hi]
+        result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx],
+                                   lr=lrs[lo:hi], serial=serial, fold=fold)
+        host.train_steps(a_train[idx], data.y_train[idx], lrs[lo:hi])
+        check_weights(host, result)
+        chip.v = [w.copy() for w in result.weights]
+        chip.lfsr.state = result.lfsr
+        seconds += result.seconds
+        cycles += result.cycles
+        curve.append(row(hi))
+        if progress is not None:
+            progress(f"{hi}/{steps} samples in the gateware, weights equal, test "
+                     f"{100 * curve[-1]['chip_test_acc']:.2f}% "
+                     f"({result.cycles_per_second:.0f} clocks/s simulated)")
+    return host, curve, seconds, cycles

@@ -30,7 +30,6 @@ same stored split as the host will assume, built for ``--board`` with yosys and 
 """
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -58,37 +57,14 @@ def run_onchip(cfg, data, sim_steps, points=4, clock_mhz=50.0, progress=_log, se
     ever differ from the host's.
     """
     from ..hw.update import TrainableNet
-    from ..sim.train_sim import check_weights, simulate_training
-    from ..models.inttrain import IntTrainer, lr_schedule, sample_order, train_int
+    from ..sim.train_sim import train_alongside
+    from ..models.inttrain import train_int
 
-    fmt = cfg.fmt
-    a_train, a_test = fmt.quantize_input(data.x_train), fmt.quantize_input(data.x_test)
     full = train_int(cfg, data)
-    order = sample_order(cfg, len(a_train))
-    lrs = lr_schedule(cfg, len(a_train))
-    sim_steps = min(sim_steps, len(order))
-
-    host = IntTrainer(cfg, data.n_inputs, data.n_classes)
-    chip = copy.deepcopy(host)
-    bounds = np.unique(np.linspace(0, sim_steps, points + 1).astype(int))
-    curve = [{"step": 0, "host_test_acc": host.accuracy(a_test, data.y_test),
-              "chip_test_acc": chip.accuracy(a_test, data.y_test)}]
-    sim_seconds = sim_cycles = 0
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = order[lo:hi]
-        result = simulate_training(copy.deepcopy(chip), a_train[idx], data.y_train[idx],
-                                   lr=lrs[lo:hi], serial=serial, fold=fold)
-        host.train_steps(a_train[idx], data.y_train[idx], lrs[lo:hi])
-        check_weights(host, result)
-        chip.v = [w.copy() for w in result.weights]
-        chip.lfsr.state = result.lfsr
-        sim_seconds += result.seconds
-        sim_cycles += result.cycles
-        curve.append({"step": int(hi), "host_test_acc": host.accuracy(a_test, data.y_test),
-                      "chip_test_acc": chip.accuracy(a_test, data.y_test)})
-        progress(f"train-onchip: {hi}/{sim_steps} samples in the gateware, weights equal, "
-                 f"test {100 * curve[-1]['chip_test_acc']:.2f}% "
-                 f"({result.cycles_per_second:.0f} clocks/s simulated)")
+    host, curve, sim_seconds, sim_cycles = train_alongside(
+        cfg, data, sim_steps, points, serial=serial, fold=fold,
+        progress=lambda message: progress(f"train-onchip: {message}"))
+    sim_steps = curve[-1]["step"]
     unit = TrainableNet(host, serial=serial, fold=fold)
     cost = unit.estimate()
     return {

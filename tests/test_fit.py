@@ -5,8 +5,8 @@ import pytest
 
 from clockprop.boards.registry import UP5K, ECP5_85F, get_board
 from clockprop.core.errors import ClockpropError
-from clockprop.boards.fit import (LOGIC_ROM_SHARE, check_fit, ebr_blocks, estimate, logic_rom_cost,
-                              rom_ebr, selftest_capacity, selftest_storage)
+from clockprop.boards.fit import (LC_FF_SHARE, LOGIC_ROM_SHARE, check_fit, ebr_blocks, estimate,
+                                  logic_rom_cost, rom_ebr, selftest_capacity, selftest_storage)
 
 from conftest import random_model
 from clockprop.core.qformat import QFormat
@@ -129,3 +129,18 @@ def test_fit_cli_takes_the_fold_from_the_option_or_the_model(tmp_path, big, caps
     assert main(["fit", str(path), "--board", "ice40_hx8k", "--no-selftest"]) == 0
     assert main(["fit", str(path), "--board", "ice40_hx8k", "--fold", "5,1"]) == 1
     assert "does not divide its fan-in 64" in capsys.readouterr().err
+
+
+def test_ice40_logic_cells_refuse_a_top_whose_luts_and_flip_flops_fit_apart():
+    """On the iCE40 a flip-flop no LUT feeds takes a logic cell of its own: a top whose
+    LUT4 and flip-flops each fit the UP5K but whose cells (LUT4 + LC_FF_SHARE of the
+    flip-flops) do not is refused, and the bigger boards named are those where it fits."""
+    model = random_model(np.random.default_rng(1), [16, 12, 4])
+    board = get_board("icebreaker")
+    need = estimate(model, register_every=1, capacity=board.capacity)
+    assert need["lut"] < board.capacity.lut and need["ff"] < board.capacity.ff
+    assert need["lut"] + round(LC_FF_SHARE * need["ff"]) > board.capacity.lut
+    with pytest.raises(ClockpropError, match=r"logic cells needed .*5280 available.*"
+                                             r"bigger board \(ice40_hx8k, orangecrab"):
+        check_fit(model, board, register_every=1)
+    assert not check_fit(model, board, register_every=2).problems

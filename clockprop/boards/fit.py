@@ -215,7 +215,7 @@ def check_fit(model, board, *, register_every=0, fold=None, selftest_samples=0, 
         elif need[key] > WARN * avail[key]:
             report.warnings.append(f"{label} at {100 * need[key] / avail[key]:.0f}%")
     if board.family == "ice40":
-        cells = need["lut"] + round(LC_FF_SHARE * need["ff"])
+        cells = ice40_cells(need)
         if cells > LIMIT * cap.lut:
             report.problems.append(f"about {cells} logic cells needed (LUT4 + "
                                    f"{LC_FF_SHARE:.0%} of the flip-flops), {cap.lut} available")
@@ -241,10 +241,15 @@ def check_fit(model, board, *, register_every=0, fold=None, selftest_samples=0, 
     return report
 
 
+def ice40_cells(need):
+    """The iCE40 logic cells that ``need`` (an :func:`estimate`) takes: its LUT4 and
+    :data:`LC_FF_SHARE` of its flip-flops."""
+    return need["lut"] + round(LC_FF_SHARE * need["ff"])
+
+
 def estimate_fits(need, capacity, family=None):
     """Whether ``need`` (an :func:`estimate`) fits ``capacity``; on the iCE40 (``family``)
-    its logic cells too (LUT4 + :data:`LC_FF_SHARE` of the flip-flops)."""
-    cells_fit = (family != "ice40" or
-                 need["lut"] + round(LC_FF_SHARE * need["ff"]) <= LIMIT * capacity.lut)
+    its logic cells too (:func:`ice40_cells`)."""
+    cells_fit = family != "ice40" or ice40_cells(need) <= LIMIT * capacity.lut
     return (need["lut"] <= LIMIT * capacity.lut and need["ff"] <= LIMIT * capacity.ff and
             need["dsp"] <= capacity.dsp and cells_fit)

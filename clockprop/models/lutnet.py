@@ -42,10 +42,10 @@ from .truthtable import MAX_LUT_BITS, pack_codes
 
 __all__ = ["TableNet", "train_tables", "quantize_tables", "check_table_config"]
 
-# Fractions of the largest |T| that the scale search tries to map to A (outliers clipped).
 # When ``redraw`` gives the weakest neurons new inputs, as fractions of the epochs.
 REDRAW_AT = (0.2, 0.4, 0.6)
 
+# Fractions of the largest |T| that the scale search tries to map to A (outliers clipped).
 SCALE_GRID = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 
 
